@@ -1,0 +1,1 @@
+"""NIfTI/BIDS discovery, loading, preprocessing and TFRecord writing for tff_stroke."""

@@ -1,0 +1,56 @@
+"""The TFRecord format of preprocessed slices: writing and parsing."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def serialize_slice(image: np.ndarray, mask: np.ndarray, *, subject_id: str,
+                    site: str, slice_index: int) -> bytes:
+  """Serialises one [H, W] slice and its mask as a tf.train.Example."""
+  feature = {
+      'image': _bytes(np.asarray(image, np.float32).tobytes()),
+      'mask': _bytes(np.asarray(mask, np.uint8).tobytes()),
+      'height': _int(image.shape[0]),
+      'width': _int(image.shape[1]),
+      'subject_id': _bytes(subject_id.encode()),
+      'site': _bytes(site.encode()),
+      'slice_index': _int(slice_index),
+  }
+  return tf.train.Example(
+      features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+_FEATURES = {
+    'image': tf.io.FixedLenFeature([], tf.string),
+    'mask': tf.io.FixedLenFeature([], tf.string),
+    'height': tf.io.FixedLenFeature([], tf.int64),
+    'width': tf.io.FixedLenFeature([], tf.int64),
+    'subject_id': tf.io.FixedLenFeature([], tf.string),
+    'site': tf.io.FixedLenFeature([], tf.string),
+    'slice_index': tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def parse_slice(serialized: tf.Tensor, image_size: int) -> dict[str, tf.Tensor]:
+  """Parses one example into image [S, S, 1] float32 and mask [S, S, 1] float32."""
+  parsed = tf.io.parse_single_example(serialized, _FEATURES)
+  shape = [image_size, image_size, 1]
+  image = tf.reshape(tf.io.decode_raw(parsed['image'], tf.float32), shape)
+  mask = tf.reshape(tf.cast(tf.io.decode_raw(parsed['mask'], tf.uint8),
+                            tf.float32), shape)
+  return {'image': image, 'mask': mask, 'subject_id': parsed['subject_id'],
+          'site': parsed['site'], 'slice_index': parsed['slice_index']}
+
+
+def read_slices(path: str, image_size: int) -> tf.data.Dataset:
+  """Dataset of parsed slices from one TFRecord file."""
+  return tf.data.TFRecordDataset(path).map(
+      lambda s: parse_slice(s, image_size))
+
+
+def _bytes(value: bytes) -> tf.train.Feature:
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int(value: int) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))

@@ -1,0 +1,91 @@
+"""Trains the U-Net with DP-FedAvg (adaptive clipping) and reports epsilon.
+
+  python -m experiments.run_dp_fedavg --data_dir=OUT --root_output_dir=runs \
+      --experiment_name=NAME --total_rounds=20 --clients_per_round=3 \
+      --noise_multiplier=0.5 --delta=1e-5
+"""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+
+from tff_stroke import execution
+from tff_stroke import experiment
+
+# Data and outputs.
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Folder written by data_pipelines.prepare.')
+_ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', 'runs', 'Parent of run folders.')
+_EXPERIMENT_NAME = flags.DEFINE_string('experiment_name', None, 'Run folder name.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seeds sampling, shuffling and initial weights.')
+
+# Federated training.
+_TOTAL_ROUNDS = flags.DEFINE_integer('total_rounds', 20, 'Rounds to run.')
+_CLIENTS_PER_ROUND = flags.DEFINE_float(
+    'clients_per_round', 2.0, 'Expected clients per round m; q = m / num_clients.')
+_SAMPLING = flags.DEFINE_enum('sampling', 'poisson', ['poisson', 'all'],
+                              'Client sampling (the accountant assumes the same).')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Client batch size.')
+_CLIENT_LEARNING_RATE = flags.DEFINE_float('client_learning_rate', 0.1, 'Client SGD rate.')
+_SERVER_LEARNING_RATE = flags.DEFINE_float('server_learning_rate', 1.0, 'Server SGD rate.')
+_SERVER_MOMENTUM = flags.DEFINE_float('server_momentum', 0.9, 'Server SGD momentum.')
+_BASE_FILTERS = flags.DEFINE_integer('base_filters', 8, 'U-Net filters at the first level.')
+
+# Differential privacy.
+_NOISE_MULTIPLIER = flags.DEFINE_float('noise_multiplier', 0.5, 'Effective noise multiplier z.')
+_DELTA = flags.DEFINE_float('delta', 1e-5, 'Target delta of the report.')
+_CLIPPED_COUNT_STDDEV = flags.DEFINE_float(
+    'clipped_count_stddev', None, 'Noise stddev of the clipped count; default '
+    '0.05 * clients_per_round. Must exceed noise_multiplier / 2.')
+_INITIAL_CLIP = flags.DEFINE_float('initial_l2_norm_clip', 0.1, 'Initial clip norm.')
+_TARGET_QUANTILE = flags.DEFINE_float('target_unclipped_quantile', 0.5,
+                                      'Quantile of update norms the clip tracks.')
+_CLIP_LEARNING_RATE = flags.DEFINE_float('clip_learning_rate', 0.2, 'Clip adaptation rate.')
+_ZEROING_NORM = flags.DEFINE_float(
+    'zeroing_norm', 100.0, 'Updates with a larger max-abs value are zeroed; '
+    'a negative value turns zeroing off.')
+
+flags.mark_flags_as_required(['data_dir', 'experiment_name'])
+
+
+def config_from_flags() -> experiment.ExperimentConfig:
+  return experiment.ExperimentConfig(
+      data_dir=_DATA_DIR.value, root_output_dir=_ROOT_OUTPUT_DIR.value,
+      experiment_name=_EXPERIMENT_NAME.value, total_rounds=_TOTAL_ROUNDS.value,
+      clients_per_round=_CLIENTS_PER_ROUND.value,
+      noise_multiplier=_NOISE_MULTIPLIER.value, delta=_DELTA.value,
+      sampling=_SAMPLING.value, clipped_count_stddev=_CLIPPED_COUNT_STDDEV.value,
+      initial_l2_norm_clip=_INITIAL_CLIP.value,
+      target_unclipped_quantile=_TARGET_QUANTILE.value,
+      clip_learning_rate=_CLIP_LEARNING_RATE.value,
+      zeroing_norm=_ZEROING_NORM.value if _ZEROING_NORM.value >= 0 else None,
+      client_learning_rate=_CLIENT_LEARNING_RATE.value,
+      server_learning_rate=_SERVER_LEARNING_RATE.value,
+      server_momentum=_SERVER_MOMENTUM.value, batch_size=_BATCH_SIZE.value,
+      base_filters=_BASE_FILTERS.value, seed=_SEED.value)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.WARNING)
+  with execution.local_cpp_context():
+    summary = experiment.run_experiment(config_from_flags())
+  print(f'Run folder:      {summary["run_dir"]}')
+  print(f'Privacy report:  {summary["report"]}')
+  print(f'SavedModel:      {summary["saved_model"]}')
+  print(f'Epsilon (delta={summary["delta"]:g}): PLD {_fmt(summary["epsilon_pld"])}, '
+        f'RDP {_fmt(summary["epsilon_rdp"])}')
+  print(f'Held-out Dice:   {_fmt(summary["holdout_mean_dice"])} '
+        f'(mean over {summary["holdout_subjects"]} subjects, volume Dice)')
+
+
+def _fmt(value):
+  return 'n/a (no finite bound)' if value is None else f'{value:.3f}'
+
+
+if __name__ == '__main__':
+  app.run(main)

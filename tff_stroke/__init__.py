@@ -1,0 +1,1 @@
+"""Federated, differentially private lesion segmentation with TensorFlow Federated."""

@@ -1,0 +1,89 @@
+"""DpEvents as JSON, and the per-round event of DP-FedAvg with client sampling.
+
+The aggregator of adaptive clipping releases two Gaussian sums over the same
+clients in a round: the clipped updates (noise multiplier z_value) and the
+count of clipped clients (z_count = 2 * clipped_count_stddev). Their joint
+release is exactly a single Gaussian mechanism with
+z = (z_value**-2 + z_count**-2) ** -0.5, the effective noise multiplier of
+Andrew et al. 2021 (https://arxiv.org/abs/1905.03871), Section 3.
+"""
+
+import math
+
+import attr
+import dp_accounting
+
+SAMPLING_MODES = ('poisson', 'all')
+
+
+class UnsupportedDpEventError(ValueError):
+  """An event this project cannot reduce to a Gaussian mechanism."""
+
+
+def event_to_json(event: dp_accounting.DpEvent) -> dict:
+  """Serialises any attrs-based DpEvent, nested events included."""
+  fields = {}
+  for field in attr.fields(type(event)):
+    value = getattr(event, field.name)
+    if isinstance(value, dp_accounting.DpEvent):
+      value = event_to_json(value)
+    elif isinstance(value, (list, tuple)):
+      value = [event_to_json(v) for v in value]
+    elif hasattr(value, 'item'):  # numpy scalars from the aggregator state
+      value = value.item()
+    fields[field.name] = value
+  return {'event_type': type(event).__name__, **fields}
+
+
+def event_from_json(value: dict) -> dp_accounting.DpEvent:
+  """Inverse of `event_to_json`."""
+  fields = dict(value)
+  name = fields.pop('event_type')
+  cls = getattr(dp_accounting, name, None)
+  if not (isinstance(cls, type) and issubclass(cls, dp_accounting.DpEvent)):
+    raise UnsupportedDpEventError(f'Unknown DpEvent type {name!r}.')
+  for key, item in fields.items():
+    if isinstance(item, dict) and 'event_type' in item:
+      fields[key] = event_from_json(item)
+    elif isinstance(item, list):
+      fields[key] = [event_from_json(v) for v in item]
+  return cls(**fields)
+
+
+def effective_noise_multiplier(event: dp_accounting.DpEvent) -> float:
+  """Noise multiplier of the single Gaussian equivalent to `event`.
+
+  Accepts a GaussianDpEvent or a ComposedDpEvent of GaussianDpEvents (the
+  adaptive-clipping aggregator's event). A zero multiplier means no noise.
+
+  Raises:
+    UnsupportedDpEventError: any other event.
+  """
+  if isinstance(event, dp_accounting.GaussianDpEvent):
+    return float(event.noise_multiplier)
+  if isinstance(event, dp_accounting.ComposedDpEvent):
+    multipliers = [effective_noise_multiplier(e) for e in event.events]
+    if any(z == 0.0 for z in multipliers):
+      return 0.0
+    return math.fsum(z**-2 for z in multipliers) ** -0.5
+  raise UnsupportedDpEventError(
+      f'Expected a Gaussian or composed-Gaussian aggregator event. Found {event}.')
+
+
+def round_event(aggregator_event: dp_accounting.DpEvent, *, sampling: str,
+                sampling_probability: float) -> dp_accounting.DpEvent:
+  """The DpEvent of one round: the aggregator's Gaussian under the sampling.
+
+  Args:
+    aggregator_event: the event from the aggregator state after the round.
+    sampling: 'poisson' (each client joins independently with probability q)
+      or 'all' (every client, every round).
+    sampling_probability: q, used when sampling is 'poisson'.
+  """
+  gaussian = dp_accounting.GaussianDpEvent(
+      effective_noise_multiplier(aggregator_event))
+  if sampling == 'poisson':
+    return dp_accounting.PoissonSampledDpEvent(sampling_probability, gaussian)
+  if sampling == 'all':
+    return gaussian
+  raise ValueError(f'sampling must be one of {SAMPLING_MODES}. Found {sampling!r}.')

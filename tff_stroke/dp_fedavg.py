@@ -1,0 +1,115 @@
+"""DP-FedAvg with adaptive clipping: the TFF learning process and its DP state.
+
+McMahan et al. 2018 (https://arxiv.org/abs/1710.06963), with the clipping norm
+adapted to a target quantile of update norms as in Andrew et al. 2021
+(https://arxiv.org/abs/1905.03871). The aggregator clips each client's update,
+sums, adds Gaussian noise and divides by the *expected* number of clients per
+round (a fixed denominator), which is what Poisson sampling accounting needs.
+"""
+
+from collections.abc import Callable
+import dataclasses
+from typing import Any, Optional
+
+import dp_accounting
+import tensorflow_federated as tff
+from tensorflow_federated.python.aggregators import differential_privacy
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveClippingParams:
+  """Parameters of the adaptive-clipping Gaussian aggregator."""
+  noise_multiplier: float
+  clients_per_round: float
+  initial_l2_norm_clip: float = 0.1
+  target_unclipped_quantile: float = 0.5
+  clip_learning_rate: float = 0.2
+  clipped_count_stddev: Optional[float] = None
+
+  def noise_split(self) -> tuple[float, float]:
+    """(value noise multiplier, clipped-count stddev) that TFF will use.
+
+    Raises:
+      ValueError: the noise multiplier cannot be met with this
+        clipped_count_stddev (TFF requires z < 2 * clipped_count_stddev); the
+        message says what would make it feasible.
+    """
+    if self.noise_multiplier < 0:
+      raise ValueError(f'noise_multiplier must be non-negative. Found {self.noise_multiplier}.')
+    if self.clients_per_round <= 0:
+      raise ValueError(f'clients_per_round must be positive. Found {self.clients_per_round}.')
+    stddev = self.clipped_count_stddev
+    if stddev is None:
+      stddev = 0.05 * self.clients_per_round
+    if self.noise_multiplier > 0 and self.noise_multiplier >= 2 * stddev:
+      raise ValueError(
+          f'noise_multiplier {self.noise_multiplier} needs clipped_count_stddev '
+          f'> {self.noise_multiplier / 2:g} (adaptive clipping spends part of the '
+          f'noise on the clipped count); it is {stddev:g}'
+          + (' (the default, 0.05 * clients_per_round)' if self.clipped_count_stddev is None else '')
+          + f'. Set clipped_count_stddev above {self.noise_multiplier / 2:g}, or use '
+          f'more than {self.noise_multiplier / 0.1:g} clients per round.')
+    return differential_privacy.adaptive_clip_noise_params(
+        self.noise_multiplier, self.clients_per_round, self.clipped_count_stddev)
+
+
+def build_aggregator(params: AdaptiveClippingParams, *,
+                     zeroing_norm: Optional[float]) -> tff.aggregators.UnweightedAggregationFactory:
+  """The DP mean aggregator, optionally behind fixed-threshold zeroing.
+
+  Zeroing replaces an update whose max-abs value exceeds `zeroing_norm` (or is
+  not finite) by zeros before clipping. The threshold is fixed: TFF's adaptive
+  zeroing estimates it from client norms without noise, which the DP
+  guarantee would not cover.
+  """
+  params.noise_split()
+  factory = tff.aggregators.DifferentiallyPrivateFactory.gaussian_adaptive(
+      noise_multiplier=params.noise_multiplier,
+      clients_per_round=params.clients_per_round,
+      initial_l2_norm_clip=params.initial_l2_norm_clip,
+      target_unclipped_quantile=params.target_unclipped_quantile,
+      learning_rate=params.clip_learning_rate,
+      clipped_count_stddev=params.clipped_count_stddev)
+  if zeroing_norm is not None:
+    factory = tff.aggregators.zeroing_factory(zeroing_norm, factory)
+  return factory
+
+
+def build_process(model_fn: Callable[[], tff.learning.models.VariableModel], *,
+                  aggregator: tff.aggregators.UnweightedAggregationFactory,
+                  client_learning_rate: float, server_learning_rate: float,
+                  server_momentum: float) -> tff.learning.templates.LearningProcess:
+  """Unweighted FedAvg with client SGD, server SGD with momentum, `aggregator`."""
+  return tff.learning.algorithms.build_unweighted_fed_avg(
+      model_fn,
+      client_optimizer_fn=tff.learning.optimizers.build_sgdm(client_learning_rate),
+      server_optimizer_fn=tff.learning.optimizers.build_sgdm(
+          server_learning_rate, momentum=server_momentum or None),
+      model_aggregator=aggregator)
+
+
+def find_dp_state(aggregator_state: Any) -> differential_privacy.DPAggregatorState:
+  """Finds the DP aggregator's state inside (possibly wrapped) aggregator state."""
+  if hasattr(aggregator_state, 'dp_event') and hasattr(aggregator_state, 'is_init_state'):
+    return aggregator_state
+  children = (aggregator_state.values() if hasattr(aggregator_state, 'values')
+              else aggregator_state if isinstance(aggregator_state, (list, tuple))
+              else [])
+  for child in children:
+    found = _maybe_find(child)
+    if found is not None:
+      return found
+  raise ValueError('No DP aggregator state found in the aggregator state.')
+
+
+def _maybe_find(state):
+  try:
+    return find_dp_state(state)
+  except ValueError:
+    return None
+
+
+def aggregator_event(server_state: Any) -> dp_accounting.DpEvent:
+  """The DpEvent of the round that produced `server_state`."""
+  return differential_privacy.extract_dp_event_from_state(
+      find_dp_state(server_state.aggregator))

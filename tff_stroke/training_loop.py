@@ -1,0 +1,87 @@
+"""The round loop: sample clients, run a round, record it in ledger and metrics.
+
+Every round that ran is recorded: the ledger entry is written before the next
+round starts, and an exception ends the loop instead of skipping a round.
+"""
+
+from collections.abc import Callable
+import csv
+import time
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from tff_stroke import dp_events
+from tff_stroke import dp_fedavg
+from tff_stroke import ledger as ledger_lib
+
+METRICS_FIELDS = ('round', 'loss', 'train_pooled_dice', 'clients_sampled',
+                  'num_examples', 'clip_norm', 'next_clip_norm', 'zeroed_count',
+                  'seconds')
+
+
+def round_metrics(metrics: Any) -> dict:
+  """Flattens the learning process's metrics into one metrics.csv row.
+
+  The aggregator reports the clip norm adapted at the end of the round, that
+  is, the one in force in the next round.
+  """
+  train = metrics['client_work']['train']
+  aggregator = metrics['aggregator']
+  dp_metrics = aggregator.get('zeroing', aggregator)['dp_query_metrics']
+  return {
+      'loss': float(train['loss']),
+      'train_pooled_dice': float(train['pooled_dice']),
+      'num_examples': int(train['num_examples']),
+      'next_clip_norm': float(dp_metrics['clip']),
+      'zeroed_count': int(aggregator.get('zeroed_count', 0)),
+  }
+
+
+def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
+               sampler, make_dataset: Callable[[str, int], tf.data.Dataset],
+               total_rounds: int, ledger: ledger_lib.PrivacyLedger,
+               metrics_path: str, sampling: str, initial_clip_norm: float,
+               log: Callable[[str], None] = print) -> Any:
+  """Runs `total_rounds` rounds; returns the final server state.
+
+  Args:
+    process: a DP-FedAvg learning process (see `dp_fedavg.build_process`).
+    state: its initial state.
+    sampler: has `sample() -> list[str]` and `sampling_probability`.
+    make_dataset: (client_id, round_num) -> the client's training dataset.
+    total_rounds: rounds to run.
+    ledger: receives one entry per round.
+    metrics_path: metrics.csv, one row per round.
+    sampling: the sampling mode the sampler implements (for the ledger event).
+    initial_clip_norm: the clip norm in force in round 1.
+    log: receives one progress line per round.
+  """
+  clip_norm = initial_clip_norm
+  with open(metrics_path, 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
+    writer.writeheader()
+    for round_num in range(1, total_rounds + 1):
+      start = time.monotonic()
+      clients = sampler.sample()
+      datasets = [make_dataset(c, round_num) for c in clients]
+      output = process.next(state, datasets)
+      state = output.state
+      aggregator_event = dp_fedavg.aggregator_event(state)
+      row = {'round': round_num, 'clients_sampled': len(clients),
+             'clip_norm': clip_norm, **round_metrics(output.metrics),
+             'seconds': round(time.monotonic() - start, 3)}
+      ledger.record_round(
+          round_num=round_num, aggregator_event=aggregator_event,
+          round_event=dp_events.round_event(
+              aggregator_event, sampling=sampling,
+              sampling_probability=sampler.sampling_probability),
+          clients_sampled=len(clients), clip_norm=row['clip_norm'])
+      writer.writerow(row)
+      f.flush()
+      clip_norm = row['next_clip_norm']
+      log(f'round {round_num}/{total_rounds}: {len(clients)} clients, '
+          f'loss {row["loss"]:.4f}, clip {row["clip_norm"]:.4f}, '
+          f'{row["seconds"]:.1f}s')
+  return state
