@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO_DIR ?= demo_output
+DEMO_DIR ?= runs
 
 .PHONY: setup demo test clean
 
@@ -26,4 +26,4 @@ test: setup
 	$(VPY) -m pytest tests
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) .pytest_cache

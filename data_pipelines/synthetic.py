@@ -37,9 +37,9 @@ def draw_site_effects(rng: np.random.Generator) -> SiteEffects:
 def _warp(volume: np.ndarray, scales: np.ndarray, order: int) -> np.ndarray:
   """Scales `volume` about its centre by `scales` (one factor per axis)."""
   center = (np.array(volume.shape) - 1) / 2.0
-  matrix = 1.0 / scales
-  offset = center - matrix * center
-  return ndimage.affine_transform(volume, matrix, offset=offset, order=order)
+  inverse = 1.0 / scales
+  return ndimage.affine_transform(volume, np.diag(inverse),
+                                  offset=center - inverse * center, order=order)
 
 
 def _ellipsoid(shape, center, radii) -> np.ndarray:

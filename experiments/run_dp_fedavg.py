@@ -13,6 +13,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
+from tff_stroke import dp_fedavg
 from tff_stroke import execution
 from tff_stroke import experiment
 
@@ -29,9 +30,13 @@ _CLIENTS_PER_ROUND = flags.DEFINE_float(
 _SAMPLING = flags.DEFINE_enum('sampling', 'poisson', ['poisson', 'all'],
                               'Client sampling (the accountant assumes the same).')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Client batch size.')
-_CLIENT_LEARNING_RATE = flags.DEFINE_float('client_learning_rate', 0.1, 'Client SGD rate.')
-_SERVER_LEARNING_RATE = flags.DEFINE_float('server_learning_rate', 1.0, 'Server SGD rate.')
-_SERVER_MOMENTUM = flags.DEFINE_float('server_momentum', 0.9, 'Server SGD momentum.')
+_CLIENT_OPTIMIZER = flags.DEFINE_enum('client_optimizer', 'sgd', dp_fedavg.OPTIMIZERS,
+                                      'Client optimizer (its state is new each round).')
+_CLIENT_LEARNING_RATE = flags.DEFINE_float('client_learning_rate', 0.1, 'Client learning rate.')
+_SERVER_OPTIMIZER = flags.DEFINE_enum('server_optimizer', 'sgdm', dp_fedavg.OPTIMIZERS,
+                                      'Server optimizer applied to the noisy mean update.')
+_SERVER_LEARNING_RATE = flags.DEFINE_float('server_learning_rate', 1.0, 'Server learning rate.')
+_SERVER_MOMENTUM = flags.DEFINE_float('server_momentum', 0.9, 'Momentum of sgdm on the server.')
 _BASE_FILTERS = flags.DEFINE_integer('base_filters', 8, 'U-Net filters at the first level.')
 
 # Differential privacy.
@@ -62,7 +67,9 @@ def config_from_flags() -> experiment.ExperimentConfig:
       target_unclipped_quantile=_TARGET_QUANTILE.value,
       clip_learning_rate=_CLIP_LEARNING_RATE.value,
       zeroing_norm=_ZEROING_NORM.value if _ZEROING_NORM.value >= 0 else None,
+      client_optimizer=_CLIENT_OPTIMIZER.value,
       client_learning_rate=_CLIENT_LEARNING_RATE.value,
+      server_optimizer=_SERVER_OPTIMIZER.value,
       server_learning_rate=_SERVER_LEARNING_RATE.value,
       server_momentum=_SERVER_MOMENTUM.value, batch_size=_BATCH_SIZE.value,
       base_filters=_BASE_FILTERS.value, seed=_SEED.value)

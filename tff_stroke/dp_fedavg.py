@@ -75,17 +75,34 @@ def build_aggregator(params: AdaptiveClippingParams, *,
   return factory
 
 
+OPTIMIZERS = ('sgd', 'sgdm', 'adam')
+
+
+def build_optimizer(name: str, learning_rate: float, *,
+                    momentum: float = 0.9) -> tff.learning.optimizers.Optimizer:
+  """A TFF optimizer by name: 'sgd', 'sgdm' (with `momentum`) or 'adam'."""
+  if name == 'sgd':
+    return tff.learning.optimizers.build_sgdm(learning_rate)
+  if name == 'sgdm':
+    return tff.learning.optimizers.build_sgdm(learning_rate, momentum=momentum)
+  if name == 'adam':
+    return tff.learning.optimizers.build_adam(learning_rate)
+  raise ValueError(f'optimizer must be one of {OPTIMIZERS}. Found {name!r}.')
+
+
 def build_process(model_fn: Callable[[], tff.learning.models.VariableModel], *,
                   aggregator: tff.aggregators.UnweightedAggregationFactory,
-                  client_learning_rate: float, server_learning_rate: float,
-                  server_momentum: float) -> tff.learning.templates.LearningProcess:
-  """Unweighted FedAvg with client SGD, server SGD with momentum, `aggregator`."""
+                  client_optimizer: tff.learning.optimizers.Optimizer,
+                  server_optimizer: tff.learning.optimizers.Optimizer,
+                  ) -> tff.learning.templates.LearningProcess:
+  """Unweighted FedAvg: every sampled client's update counts the same.
+
+  With a DP aggregator this is DP-FedAvg; the server optimizer applies the
+  noisy mean update (FedAvg with server momentum or FedAdam, Reddi et al. 2021).
+  """
   return tff.learning.algorithms.build_unweighted_fed_avg(
-      model_fn,
-      client_optimizer_fn=tff.learning.optimizers.build_sgdm(client_learning_rate),
-      server_optimizer_fn=tff.learning.optimizers.build_sgdm(
-          server_learning_rate, momentum=server_momentum or None),
-      model_aggregator=aggregator)
+      model_fn, client_optimizer_fn=client_optimizer,
+      server_optimizer_fn=server_optimizer, model_aggregator=aggregator)
 
 
 def find_dp_state(aggregator_state: Any) -> differential_privacy.DPAggregatorState:

@@ -43,7 +43,9 @@ class ExperimentConfig:
   target_unclipped_quantile: float = 0.5
   clip_learning_rate: float = 0.2
   zeroing_norm: Optional[float] = 100.0
+  client_optimizer: str = 'sgd'
   client_learning_rate: float = 0.1
+  server_optimizer: str = 'sgdm'
   server_learning_rate: float = 1.0
   server_momentum: float = 0.9
   batch_size: int = 8
@@ -74,6 +76,9 @@ def validate(config: ExperimentConfig, num_clients: int) -> None:
   if config.sampling == 'all' and config.clients_per_round != num_clients:
     raise ValueError(f"sampling 'all' needs clients_per_round = num_clients = "
                      f'{num_clients}. Found {config.clients_per_round}.')
+  for optimizer in (config.client_optimizer, config.server_optimizer):
+    if optimizer not in dp_fedavg.OPTIMIZERS:
+      raise ValueError(f'optimizer must be one of {dp_fedavg.OPTIMIZERS}. Found {optimizer!r}.')
   config.clipping_params().noise_split()
 
 
@@ -112,9 +117,11 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
   process = dp_fedavg.build_process(
       model_fn,
       aggregator=dp_fedavg.build_aggregator(clipping, zeroing_norm=config.zeroing_norm),
-      client_learning_rate=config.client_learning_rate,
-      server_learning_rate=config.server_learning_rate,
-      server_momentum=config.server_momentum)
+      client_optimizer=dp_fedavg.build_optimizer(
+          config.client_optimizer, config.client_learning_rate),
+      server_optimizer=dp_fedavg.build_optimizer(
+          config.server_optimizer, config.server_learning_rate,
+          momentum=config.server_momentum))
   client_data = client_data_lib.build_client_data(config.data_dir, manifest)
 
   def make_dataset(client_id: str, round_num: int) -> tf.data.Dataset:

@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny synthetic ATLAS tree and its conversion."""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # pylint: disable=g-import-not-at-top
+
+from data_pipelines import conversion
+from data_pipelines import synthetic
+
+TINY_IMAGE_SIZE = 32
+
+
+@pytest.fixture(scope='session')
+def tiny_tree(tmp_path_factory):
+  """3 sites x 3 subjects at 6 mm: about 33 x 40 x 33 voxels per volume."""
+  root = str(tmp_path_factory.mktemp('bids'))
+  subjects = synthetic.synthesize_atlas_tree(
+      root, num_sites=3, subjects_per_site=3, seed=7, voxel_size_mm=6)
+  return root, subjects
+
+
+@pytest.fixture(scope='session')
+def tiny_prepared(tiny_tree, tmp_path_factory):
+  """The tiny tree converted with one client per site and a third held out."""
+  output = str(tmp_path_factory.mktemp('prepared'))
+  manifest = conversion.prepare_dataset(
+      tiny_tree[0], output, client_unit='site', image_size=TINY_IMAGE_SIZE,
+      holdout_fraction=0.34, seed=0)
+  return output, manifest

@@ -1,0 +1,54 @@
+"""Settings that cannot run are refused before any TFF work, with the fix named."""
+
+import dp_accounting
+import pytest
+
+from tff_stroke import dp_fedavg
+from tff_stroke import experiment
+from tff_stroke import privacy_report
+
+
+def _config(**overrides):
+  settings = dict(data_dir='d', root_output_dir='r', experiment_name='e',
+                  total_rounds=5, clients_per_round=4.0, noise_multiplier=0.1,
+                  delta=1e-5)
+  settings.update(overrides)
+  return experiment.ExperimentConfig(**settings)
+
+
+def test_noise_too_large_for_clipped_count_stddev_names_the_fix():
+  # Default stddev 0.05 * 4 = 0.2; TFF requires z < 2 * 0.2.
+  with pytest.raises(ValueError, match=r'clipped_count_stddev above 0\.25.*more than 5 clients'):
+    experiment.validate(_config(noise_multiplier=0.5), num_clients=10)
+  experiment.validate(_config(noise_multiplier=0.5, clipped_count_stddev=0.3), num_clients=10)
+
+
+def test_noise_split_matches_tff():
+  params = dp_fedavg.AdaptiveClippingParams(noise_multiplier=1.0, clients_per_round=100.0)
+  value_z, stddev = params.noise_split()
+  assert stddev == 5.0
+  assert value_z == pytest.approx((1.0 - 1 / 100) ** -0.5)
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'clients_per_round': 11.0}, 'clients_per_round'),
+    ({'delta': 0.0}, 'delta'),
+    ({'total_rounds': 0}, 'total_rounds'),
+    ({'sampling': 'all'}, "sampling 'all'"),
+    ({'noise_multiplier': -1.0}, 'non-negative'),
+])
+def test_bad_settings(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    experiment.validate(_config(**overrides), num_clients=10)
+
+
+def test_report_warns_when_delta_is_not_below_one_over_n():
+  events = [dp_accounting.PoissonSampledDpEvent(0.5, dp_accounting.GaussianDpEvent(1.0))]
+  report = privacy_report.build_report(
+      events, delta=0.25, num_clients=4, clients_per_round=2.0, sampling='poisson',
+      sampling_probability=0.5, noise_multiplier=1.0, value_noise_multiplier=1.2,
+      clipped_count_stddev=1.0, clipping={}, zeroing_norm=None,
+      unit_of_privacy='site', ledger_sha256=None)
+  assert any('1/num_clients' in w for w in report['warnings'])
+  assert report['rounds_completed'] == 1
+  assert report['unit_of_privacy_meaning'].startswith('all data of one site')

@@ -1,0 +1,48 @@
+"""The sampler is Poisson, as the accountant assumes."""
+
+import numpy as np
+import pytest
+
+from tff_stroke import sampling
+
+
+def test_poisson_counts_are_binomial():
+  n, q, rounds = 50, 0.2, 2000
+  sampler = sampling.PoissonSampler([f'c{i}' for i in range(n)], q, seed=3)
+  counts = np.array([len(sampler.sample()) for _ in range(rounds)])
+  # Binomial(50, 0.2): mean 10, variance 8. With 2000 rounds the standard
+  # error of the mean is 0.063 and of the variance about 0.27 (seeded).
+  assert abs(counts.mean() - n * q) < 0.3
+  assert abs(counts.var() - n * q * (1 - q)) < 1.2
+  # Not fixed-size: a fixed-size sampler would have zero variance.
+  assert counts.min() < n * q < counts.max()
+
+
+def test_each_client_joins_with_probability_q():
+  ids = [f'c{i}' for i in range(10)]
+  sampler = sampling.PoissonSampler(ids, 0.3, seed=1)
+  joins = {c: 0 for c in ids}
+  for _ in range(3000):
+    for c in sampler.sample():
+      joins[c] += 1
+  # Each count ~ Binomial(3000, 0.3): sd 25; 0.3*3000 +- 100 is 4 sd.
+  assert all(abs(v - 900) < 100 for v in joins.values())
+
+
+def test_same_seed_same_rounds():
+  ids = [f'c{i}' for i in range(20)]
+  a = sampling.PoissonSampler(ids, 0.25, seed=9)
+  b = sampling.PoissonSampler(ids, 0.25, seed=9)
+  assert [a.sample() for _ in range(5)] == [b.sample() for _ in range(5)]
+
+
+def test_all_clients_sampler():
+  sampler = sampling.AllClientsSampler(['b', 'a'])
+  assert sampler.sample() == ['a', 'b']
+  assert sampler.sampling_probability == 1.0
+
+
+@pytest.mark.parametrize('q', [0.0, -0.1, 1.5])
+def test_bad_probability(q):
+  with pytest.raises(ValueError, match='sampling_probability'):
+    sampling.PoissonSampler(['a'], q, seed=0)
