@@ -7,8 +7,11 @@ without it is an unfinished conversion.
 """
 
 import collections
+import dataclasses
 import json
+import math
 import os
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -24,8 +27,14 @@ MANIFEST_NAME = 'manifest.json'
 CLIENT_UNITS = ('site', 'subject')
 
 
-def subject_examples(subject: atlas.Subject, image_size: int) -> list[bytes]:
-  """Loads, checks and preprocesses one subject into serialised slices.
+@dataclasses.dataclass(frozen=True)
+class SliceRecord:
+  serialized: bytes
+  has_lesion: bool
+
+
+def subject_examples(subject: atlas.Subject, image_size: int) -> list[SliceRecord]:
+  """Loads, checks and preprocesses one subject into serialised axial slices.
 
   Raises:
     nifti.NiftiError: a file is unreadable, or image and mask disagree.
@@ -45,11 +54,28 @@ def subject_examples(subject: atlas.Subject, image_size: int) -> list[bytes]:
   foreground_2d = preprocessing.fit_in_plane(
       foreground.astype(np.uint8), image_size, order=0) > 0
   return [
-      tfrecords.serialize_slice(
-          image_2d[:, :, z], mask_2d[:, :, z], subject_id=subject.subject_id,
-          site=subject.site, slice_index=int(z))
+      SliceRecord(
+          tfrecords.serialize_slice(
+              image_2d[:, :, z], mask_2d[:, :, z], subject_id=subject.subject_id,
+              site=subject.site, slice_index=int(z)),
+          has_lesion=bool(mask_2d[:, :, z].any()))
       for z in preprocessing.brain_slice_indices(foreground_2d)
   ]
+
+
+def balance_slices(records: list[SliceRecord], background_ratio: Optional[float],
+                   rng: np.random.Generator) -> list[SliceRecord]:
+  """All lesion slices plus a random ceil(ratio * max(1, lesion slices)) others.
+
+  Keeps slice order. With `background_ratio` None every slice is kept.
+  """
+  if background_ratio is None:
+    return records
+  lesion = [i for i, r in enumerate(records) if r.has_lesion]
+  background = [i for i, r in enumerate(records) if not r.has_lesion]
+  keep = min(len(background), math.ceil(background_ratio * max(1, len(lesion))))
+  chosen = set(lesion) | set(rng.choice(background, keep, replace=False).tolist())
+  return [r for i, r in enumerate(records) if i in chosen]
 
 
 def split_holdout(subjects: list[atlas.Subject], holdout_fraction: float,
@@ -76,6 +102,7 @@ def split_holdout(subjects: list[atlas.Subject], holdout_fraction: float,
 
 def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
                     image_size: int, holdout_fraction: float = 0.2,
+                    background_ratio: Optional[float] = None,
                     seed: int = 0) -> dict:
   """Converts the tree at `bids_dir`; returns the manifest it wrote.
 
@@ -86,7 +113,10 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
     client_unit: 'site' (one client per cohort) or 'subject'.
     image_size: side of the square axial slices.
     holdout_fraction: fraction of each site's subjects held out for testing.
-    seed: seeds the hold-out split.
+    background_ratio: if set, training clients keep every lesion slice and
+      at most this many lesion-free slices per lesion slice (see
+      `balance_slices`); held-out subjects keep every slice.
+    seed: seeds the hold-out split and the choice of background slices.
 
   Raises:
     ValueError: a bad option, or no subject could be converted.
@@ -94,6 +124,8 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
   """
   if client_unit not in CLIENT_UNITS:
     raise ValueError(f'client_unit must be one of {CLIENT_UNITS}. Found {client_unit!r}.')
+  if background_ratio is not None and background_ratio < 0:
+    raise ValueError(f'background_ratio must be non-negative. Found {background_ratio}.')
   if image_size < 16:
     raise ValueError(f'image_size must be at least 16. Found {image_size}.')
   subjects = atlas.discover_subjects(bids_dir)
@@ -112,9 +144,11 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
                       'reason': str(e)})
       tqdm.tqdm.write(f'skipped {subject.subject_id}: {e}')
 
+  balance_rng = np.random.default_rng(seed)
   groups = collections.defaultdict(list)
   for subject in train:
     if subject in examples:
+      examples[subject] = balance_slices(examples[subject], background_ratio, balance_rng)
       key = subject.site if client_unit == 'site' else subject.subject_id
       groups[key].append(subject)
   if not groups:
@@ -141,6 +175,7 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
                       'to image_size, then centre padding',
           'slicing': 'axial',
           'min_slice_foreground': preprocessing.MIN_SLICE_FOREGROUND,
+          'training_background_ratio': background_ratio,
       },
       'split': {'unit': 'subject', 'holdout_fraction': holdout_fraction,
                 'seed': seed},
@@ -157,8 +192,8 @@ def _write_group(output_dir, relative_path, members, examples) -> dict:
   path = os.path.join(output_dir, relative_path)
   with tf.io.TFRecordWriter(path + '.tmp') as writer:
     for subject in members:
-      for serialized in examples[subject]:
-        writer.write(serialized)
+      for record in examples[subject]:
+        writer.write(record.serialized)
   os.replace(path + '.tmp', path)
   return {
       'file': relative_path,

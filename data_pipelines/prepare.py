@@ -16,7 +16,10 @@ _CLIENT_UNIT = flags.DEFINE_enum('client_unit', 'site', conversion.CLIENT_UNITS,
 _IMAGE_SIZE = flags.DEFINE_integer('image_size', 64, 'Side of the square slices.')
 _HOLDOUT_FRACTION = flags.DEFINE_float(
     'holdout_fraction', 0.2, 'Fraction of each site\'s subjects held out.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the hold-out split.')
+_BACKGROUND_RATIO = flags.DEFINE_float(
+    'background_ratio', None, 'If set, training clients keep every lesion slice and at most '
+    'this many lesion-free slices per lesion slice. Held-out subjects keep all.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the hold-out split and slice choice.')
 _STRICT = flags.DEFINE_bool('strict', False, 'Exit with status 2 if any subject was skipped.')
 flags.mark_flags_as_required(['bids_dir', 'output_dir'])
 
@@ -27,7 +30,7 @@ def main(argv):
   manifest = conversion.prepare_dataset(
       _BIDS_DIR.value, _OUTPUT_DIR.value, client_unit=_CLIENT_UNIT.value,
       image_size=_IMAGE_SIZE.value, holdout_fraction=_HOLDOUT_FRACTION.value,
-      seed=_SEED.value)
+      background_ratio=_BACKGROUND_RATIO.value, seed=_SEED.value)
   clients = manifest['clients']
   print(f'{len(clients)} clients ({manifest["client_unit"]}), '
         f'{sum(c["num_examples"] for c in clients.values())} training slices, '

@@ -70,3 +70,24 @@ def test_no_noise_has_no_finite_epsilon():
 def test_group_runs():
   a, b = poisson_gaussian(0.1, 1.0), poisson_gaussian(0.1, 2.0)
   assert accounting.group_runs([a, a, b, a]) == [(a, 2), (b, 1), (a, 1)]
+
+
+def test_uniform_sampling_is_rdp_only_with_replace_one():
+  events = [dp_accounting.SampledWithoutReplacementDpEvent(
+      100, 10, dp_accounting.GaussianDpEvent(1.0))] * 20
+  assert accounting.epsilon_pld(events, 1e-5) is None
+  assert all(e.epsilon_pld is None for e in accounting.epsilon_per_round(events, 1e-5))
+  accountant = rdp.RdpAccountant(
+      neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+  accountant.compose(dp_accounting.SelfComposedDpEvent(events[0], 20))
+  assert accounting.epsilon_rdp(events, 1e-5)[0] == pytest.approx(accountant.get_epsilon(1e-5))
+
+
+def test_delta_for_epsilon_inverts_epsilon():
+  events = [poisson_gaussian(0.1, 1.0)] * 30
+  eps_pld = accounting.epsilon_pld(events, 1e-5)
+  eps_rdp, _ = accounting.epsilon_rdp(events, 1e-5)
+  delta_rdp, _ = accounting.delta_for_epsilon(events, eps_rdp)
+  _, delta_pld = accounting.delta_for_epsilon(events, eps_pld)
+  assert delta_pld == pytest.approx(1e-5, rel=1e-2)
+  assert delta_rdp <= 1e-5 * 1.01

@@ -34,13 +34,14 @@ def test_effective_noise_multiplier_inverts_tff_noise_split(z, clients, stddev):
   assert dp_events.effective_noise_multiplier(event) == pytest.approx(z, rel=1e-12)
 
 
-def test_round_event_modes():
-  aggregator = dp_accounting.GaussianDpEvent(1.5)
-  assert dp_events.round_event(aggregator, sampling='poisson', sampling_probability=0.2) == \
-      dp_accounting.PoissonSampledDpEvent(0.2, dp_accounting.GaussianDpEvent(1.5))
-  assert dp_events.round_event(aggregator, sampling='all', sampling_probability=1.0) == aggregator
-  with pytest.raises(ValueError, match='sampling'):
-    dp_events.round_event(aggregator, sampling='uniform', sampling_probability=0.2)
+def test_gaussian_equivalent_and_value_noise():
+  event = dp_accounting.ComposedDpEvent([dp_accounting.GaussianDpEvent(1.5),
+                                         dp_accounting.GaussianDpEvent(3.0)])
+  z = (1.5**-2 + 3.0**-2) ** -0.5
+  assert dp_events.gaussian_equivalent(event) == dp_accounting.GaussianDpEvent(z)
+  assert dp_events.value_noise_multiplier(event) == 1.5
+  assert dp_events.effective_noise_multiplier(dp_accounting.ComposedDpEvent(
+      [dp_accounting.GaussianDpEvent(0.0), dp_accounting.GaussianDpEvent(3.0)])) == 0.0
 
 
 def test_unsupported_aggregator_event():

@@ -8,6 +8,9 @@ from tff_stroke import experiment
 from tff_stroke import privacy_report
 
 
+CLIENTS = [f'c{i}' for i in range(10)]
+
+
 def _config(**overrides):
   settings = dict(data_dir='d', root_output_dir='r', experiment_name='e',
                   total_rounds=5, clients_per_round=4.0, noise_multiplier=0.1,
@@ -19,8 +22,8 @@ def _config(**overrides):
 def test_noise_too_large_for_clipped_count_stddev_names_the_fix():
   # Default stddev 0.05 * 4 = 0.2; TFF requires z < 2 * 0.2.
   with pytest.raises(ValueError, match=r'clipped_count_stddev above 0\.25.*more than 5 clients'):
-    experiment.validate(_config(noise_multiplier=0.5), num_clients=10)
-  experiment.validate(_config(noise_multiplier=0.5, clipped_count_stddev=0.3), num_clients=10)
+    experiment.validate(_config(noise_multiplier=0.5), CLIENTS)
+  experiment.validate(_config(noise_multiplier=0.5, clipped_count_stddev=0.3), CLIENTS)
 
 
 def test_noise_split_matches_tff():
@@ -35,11 +38,14 @@ def test_noise_split_matches_tff():
     ({'delta': 0.0}, 'delta'),
     ({'total_rounds': 0}, 'total_rounds'),
     ({'sampling': 'all'}, "sampling 'all'"),
+    ({'sampling': 'uniform', 'clients_per_round': 2.5}, 'whole clients_per_round'),
+    ({'sampling': 'fixed'}, 'sampling must be one of'),
+    ({'server_optimizer': 'rmsprop'}, 'optimizer must be one of'),
     ({'noise_multiplier': -1.0}, 'non-negative'),
 ])
 def test_bad_settings(overrides, message):
   with pytest.raises(ValueError, match=message):
-    experiment.validate(_config(**overrides), num_clients=10)
+    experiment.validate(_config(**overrides), CLIENTS)
 
 
 def test_report_warns_when_delta_is_not_below_one_over_n():

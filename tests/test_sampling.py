@@ -1,5 +1,6 @@
 """The sampler is Poisson, as the accountant assumes."""
 
+import dp_accounting
 import numpy as np
 import pytest
 
@@ -46,3 +47,36 @@ def test_all_clients_sampler():
 def test_bad_probability(q):
   with pytest.raises(ValueError, match='sampling_probability'):
     sampling.PoissonSampler(['a'], q, seed=0)
+
+
+def test_uniform_sampler_draws_exactly_m_distinct_clients():
+  ids = [f'c{i}' for i in range(12)]
+  sampler = sampling.UniformSampler(ids, 4, seed=2)
+  rounds = [sampler.sample() for _ in range(500)]
+  assert {len(r) for r in rounds} == {4}
+  assert all(len(set(r)) == 4 for r in rounds)
+  # Each client is in a round with probability 4/12: 500/3 +- 4 sd (sd ~ 10.5).
+  counts = {c: sum(c in r for r in rounds) for c in ids}
+  assert all(abs(v - 500 / 3) < 43 for v in counts.values())
+
+
+def test_each_sampler_makes_the_event_of_its_sampling():
+  gaussian = dp_accounting.GaussianDpEvent(1.5)
+  ids = [f'c{i}' for i in range(10)]
+  assert sampling.build_sampler('poisson', ids, 2.0, seed=0).round_event(gaussian) == \
+      dp_accounting.PoissonSampledDpEvent(0.2, gaussian)
+  # Replace-one adjacency: one client's change moves the clipped sum by 2 clips.
+  assert sampling.build_sampler('uniform', ids, 2.0, seed=0).round_event(gaussian) == \
+      dp_accounting.SampledWithoutReplacementDpEvent(10, 2, dp_accounting.GaussianDpEvent(0.75))
+  assert sampling.build_sampler('all', ids, 10.0, seed=0).round_event(gaussian) == gaussian
+
+
+@pytest.mark.parametrize('mode,m,message', [
+    ('poisson', 11.0, 'clients_per_round must be in'),
+    ('uniform', 2.5, 'whole clients_per_round'),
+    ('all', 5.0, "sampling 'all'"),
+    ('stratified', 2.0, 'sampling must be one of'),
+])
+def test_build_sampler_refuses(mode, m, message):
+  with pytest.raises(ValueError, match=message):
+    sampling.build_sampler(mode, [f'c{i}' for i in range(10)], m, seed=0)

@@ -1,12 +1,15 @@
 """Epsilon of a sequence of per-round DpEvents, by RDP and by PLD.
 
-Both accountants of dp_accounting consume the same events (add-or-remove-one
-adjacency: one client's whole data). PLD is the tighter; RDP is reported with
-the order it chose.
+Both accountants of dp_accounting consume the same events. Poisson-sampled
+and unsampled rounds use add-or-remove-one adjacency (one client's whole
+data); rounds sampled without replacement use replace-one, and only the RDP
+accountant supports them, so their PLD epsilon is None. PLD is the tighter;
+RDP is reported with the order it chose.
 """
 
 import dataclasses
 import math
+from typing import Optional
 
 import dp_accounting
 from dp_accounting import pld
@@ -22,7 +25,7 @@ class Epsilon:
   rounds: int
   epsilon_rdp: float
   rdp_order: float
-  epsilon_pld: float
+  epsilon_pld: Optional[float]  # None where PLD does not support the events
 
 
 def group_runs(events: list[dp_accounting.DpEvent]) -> list[tuple[dp_accounting.DpEvent, int]]:
@@ -42,20 +45,54 @@ def composed_event(events: list[dp_accounting.DpEvent]) -> dp_accounting.DpEvent
       [dp_accounting.SelfComposedDpEvent(e, n) for e, n in group_runs(events)])
 
 
+def pld_supported(events: list[dp_accounting.DpEvent]) -> bool:
+  """False when some round was sampled without replacement (RDP only)."""
+  return not any(isinstance(e, dp_accounting.SampledWithoutReplacementDpEvent)
+                 for e in events)
+
+
+def neighboring_relation(events: list[dp_accounting.DpEvent]):
+  """Replace-one for rounds sampled without replacement, else add-or-remove-one."""
+  if pld_supported(events):
+    return dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE
+  return dp_accounting.NeighboringRelation.REPLACE_ONE
+
+
+def _rdp_accountant(events) -> rdp.RdpAccountant:
+  return rdp.RdpAccountant(neighboring_relation=neighboring_relation(events))
+
+
+def _pld_accountant(events) -> Optional[pld.PLDAccountant]:
+  if not pld_supported(events):
+    return None
+  accountant = pld.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
+  accountant.compose(composed_event(events))
+  return accountant
+
+
 def epsilon_rdp(events: list[dp_accounting.DpEvent], delta: float) -> tuple[float, float]:
   """(epsilon, optimal order) from the RDP accountant."""
-  accountant = rdp.RdpAccountant()
+  accountant = _rdp_accountant(events)
   accountant.compose(composed_event(events))
   epsilon, order = accountant.get_epsilon_and_optimal_order(delta)
   return float(epsilon), float(order)
 
 
-def epsilon_pld(events: list[dp_accounting.DpEvent], delta: float) -> float:
-  """Epsilon from the PLD accountant; inf when some event adds no noise."""
-  accountant = pld.PLDAccountant(
-      value_discretization_interval=PLD_DISCRETIZATION)
-  accountant.compose(composed_event(events))
-  return float(accountant.get_epsilon(delta))
+def epsilon_pld(events: list[dp_accounting.DpEvent], delta: float) -> Optional[float]:
+  """Epsilon from the PLD accountant; inf when some event adds no noise;
+  None when PLD does not support the events."""
+  accountant = _pld_accountant(events)
+  return None if accountant is None else float(accountant.get_epsilon(delta))
+
+
+def delta_for_epsilon(events: list[dp_accounting.DpEvent],
+                      epsilon: float) -> tuple[float, Optional[float]]:
+  """(delta by RDP, delta by PLD or None) at the given epsilon."""
+  rdp_accountant = _rdp_accountant(events)
+  rdp_accountant.compose(composed_event(events))
+  pld_accountant = _pld_accountant(events)
+  return (float(rdp_accountant.get_delta(epsilon)),
+          None if pld_accountant is None else float(pld_accountant.get_delta(epsilon)))
 
 
 def epsilon_per_round(events: list[dp_accounting.DpEvent], delta: float) -> list[Epsilon]:
@@ -66,14 +103,17 @@ def epsilon_per_round(events: list[dp_accounting.DpEvent], delta: float) -> list
   dp_accounting's PLDAccountant, so the last entry equals `epsilon_pld`.
   """
   curve = []
-  rdp_accountant = rdp.RdpAccountant()
+  rdp_accountant = _rdp_accountant(events)
+  with_pld = pld_supported(events)
   completed_runs_pld = None
   for event, count in group_runs(events):
-    single = _single_round_pld(event)
+    single = _single_round_pld(event) if with_pld else None
     for k in range(1, count + 1):
       rdp_accountant.compose(event)
       eps_rdp, order = rdp_accountant.get_epsilon_and_optimal_order(delta)
-      if single is None or completed_runs_pld is math.inf:
+      if not with_pld:
+        total, eps_pld = None, None
+      elif single is None or completed_runs_pld is math.inf:
         total, eps_pld = math.inf, math.inf
       else:
         total = single.self_compose(k)

@@ -1,4 +1,4 @@
-"""DpEvents as JSON, and the per-round event of DP-FedAvg with client sampling.
+"""DpEvents as JSON, and the Gaussian equivalent of the aggregator's event.
 
 The aggregator of adaptive clipping releases two Gaussian sums over the same
 clients in a round: the clipped updates (noise multiplier z_value) and the
@@ -12,9 +12,6 @@ import math
 
 import attr
 import dp_accounting
-
-SAMPLING_MODES = ('poisson', 'all')
-
 
 class UnsupportedDpEventError(ValueError):
   """An event this project cannot reduce to a Gaussian mechanism."""
@@ -50,6 +47,18 @@ def event_from_json(value: dict) -> dp_accounting.DpEvent:
   return cls(**fields)
 
 
+def gaussian_equivalent(event: dp_accounting.DpEvent) -> dp_accounting.GaussianDpEvent:
+  """The single Gaussian mechanism equivalent to the aggregator's event."""
+  return dp_accounting.GaussianDpEvent(effective_noise_multiplier(event))
+
+
+def value_noise_multiplier(event: dp_accounting.DpEvent) -> float:
+  """Noise multiplier on the clipped updates: the first Gaussian of the event."""
+  while isinstance(event, dp_accounting.ComposedDpEvent):
+    event = event.events[0]
+  return effective_noise_multiplier(event)
+
+
 def effective_noise_multiplier(event: dp_accounting.DpEvent) -> float:
   """Noise multiplier of the single Gaussian equivalent to `event`.
 
@@ -68,22 +77,3 @@ def effective_noise_multiplier(event: dp_accounting.DpEvent) -> float:
     return math.fsum(z**-2 for z in multipliers) ** -0.5
   raise UnsupportedDpEventError(
       f'Expected a Gaussian or composed-Gaussian aggregator event. Found {event}.')
-
-
-def round_event(aggregator_event: dp_accounting.DpEvent, *, sampling: str,
-                sampling_probability: float) -> dp_accounting.DpEvent:
-  """The DpEvent of one round: the aggregator's Gaussian under the sampling.
-
-  Args:
-    aggregator_event: the event from the aggregator state after the round.
-    sampling: 'poisson' (each client joins independently with probability q)
-      or 'all' (every client, every round).
-    sampling_probability: q, used when sampling is 'poisson'.
-  """
-  gaussian = dp_accounting.GaussianDpEvent(
-      effective_noise_multiplier(aggregator_event))
-  if sampling == 'poisson':
-    return dp_accounting.PoissonSampledDpEvent(sampling_probability, gaussian)
-  if sampling == 'all':
-    return gaussian
-  raise ValueError(f'sampling must be one of {SAMPLING_MODES}. Found {sampling!r}.')

@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any, Optional
 
 import dp_accounting
+import numpy as np
 import tensorflow_federated as tff
 from tensorflow_federated.python.aggregators import differential_privacy
 
@@ -51,6 +52,18 @@ class AdaptiveClippingParams:
           f'more than {self.noise_multiplier / 0.1:g} clients per round.')
     return differential_privacy.adaptive_clip_noise_params(
         self.noise_multiplier, self.clients_per_round, self.clipped_count_stddev)
+
+  def expected_aggregator_event(self) -> dp_accounting.DpEvent:
+    """The event the aggregator state will carry after a round.
+
+    The value sum has noise multiplier value_z; the clipped count has
+    sensitivity 1/2 and noise stddev s, so multiplier 2 s. Both are float32 in
+    the TFF state, so they are rounded the same way here.
+    """
+    value_z, count_stddev = self.noise_split()
+    return dp_accounting.ComposedDpEvent([
+        dp_accounting.GaussianDpEvent(float(np.float32(value_z))),
+        dp_accounting.GaussianDpEvent(float(np.float32(2 * count_stddev)))])
 
 
 def build_aggregator(params: AdaptiveClippingParams, *,

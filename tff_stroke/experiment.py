@@ -17,6 +17,7 @@ import tensorflow_federated as tff
 from data_pipelines import client_data as client_data_lib
 from data_pipelines import conversion
 from data_pipelines import tfrecords
+from tff_stroke import budget as budget_lib
 from tff_stroke import dp_fedavg
 from tff_stroke import evaluation
 from tff_stroke import export
@@ -38,6 +39,8 @@ class ExperimentConfig:
   noise_multiplier: float
   delta: float
   sampling: str = 'poisson'
+  target_epsilon: Optional[float] = None
+  budget_accountant: str = 'pld'
   clipped_count_stddev: Optional[float] = None
   initial_l2_norm_clip: float = 0.1
   target_unclipped_quantile: float = 0.5
@@ -62,24 +65,24 @@ class ExperimentConfig:
         clipped_count_stddev=self.clipped_count_stddev)
 
 
-def validate(config: ExperimentConfig, num_clients: int) -> None:
-  """Raises ValueError for settings that cannot run, before any TFF work."""
+def validate(config: ExperimentConfig, client_ids: list[str]):
+  """Checks settings before any TFF work; returns the client sampler.
+
+  Raises:
+    ValueError: settings that cannot run, with what would make them run.
+  """
   if config.total_rounds < 1:
     raise ValueError(f'total_rounds must be >= 1. Found {config.total_rounds}.')
   if not 0 < config.delta < 1:
     raise ValueError(f'delta must be in (0, 1). Found {config.delta}.')
-  if config.sampling not in ('poisson', 'all'):
-    raise ValueError(f"sampling must be 'poisson' or 'all'. Found {config.sampling!r}.")
-  if config.sampling == 'poisson' and not 0 < config.clients_per_round <= num_clients:
-    raise ValueError(f'clients_per_round must be in (0, num_clients = {num_clients}]. '
-                     f'Found {config.clients_per_round}.')
-  if config.sampling == 'all' and config.clients_per_round != num_clients:
-    raise ValueError(f"sampling 'all' needs clients_per_round = num_clients = "
-                     f'{num_clients}. Found {config.clients_per_round}.')
   for optimizer in (config.client_optimizer, config.server_optimizer):
     if optimizer not in dp_fedavg.OPTIMIZERS:
       raise ValueError(f'optimizer must be one of {dp_fedavg.OPTIMIZERS}. Found {optimizer!r}.')
   config.clipping_params().noise_split()
+  if config.target_epsilon is not None:
+    budget_lib.EpsilonBudget(config.target_epsilon, config.delta, config.budget_accountant)
+  return sampling_lib.build_sampler(config.sampling, client_ids,
+                                    config.clients_per_round, config.seed)
 
 
 def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print) -> dict:
@@ -96,14 +99,9 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
   manifest = conversion.load_manifest(config.data_dir)
   client_ids = sorted(manifest['clients'])
   num_clients = len(client_ids)
-  validate(config, num_clients)
+  sampler = validate(config, client_ids)
   clipping = config.clipping_params()
   value_noise_multiplier, clipped_count_stddev = clipping.noise_split()
-  if config.sampling == 'poisson':
-    sampler = sampling_lib.PoissonSampler(
-        client_ids, config.clients_per_round / num_clients, seed=config.seed)
-  else:
-    sampler = sampling_lib.AllClientsSampler(client_ids)
 
   os.makedirs(os.path.join(run_dir, 'privacy'), exist_ok=True)
   with open(os.path.join(run_dir, 'config.json'), 'w') as f:
@@ -135,14 +133,18 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
       f'{sampler.sampling_probability:.4f}, noise multiplier {config.noise_multiplier} '
       f'(value {value_noise_multiplier:.4f}, clipped-count stddev {clipped_count_stddev:.4f})')
   start = time.monotonic()
-  state = training_loop.run_rounds(
+  budget = None if config.target_epsilon is None else budget_lib.EpsilonBudget(
+      config.target_epsilon, config.delta, config.budget_accountant)
+  state, stop_reason = training_loop.run_rounds(
       process, process.initialize(), sampler=sampler, make_dataset=make_dataset,
       total_rounds=config.total_rounds, ledger=ledger,
-      metrics_path=os.path.join(run_dir, 'metrics.csv'), sampling=config.sampling,
-      initial_clip_norm=config.initial_l2_norm_clip, log=log)
+      metrics_path=os.path.join(run_dir, 'metrics.csv'),
+      initial_clip_norm=config.initial_l2_norm_clip,
+      expected_aggregator_event=clipping.expected_aggregator_event(),
+      budget=budget, log=log)
   training_seconds = time.monotonic() - start
 
-  report_path = os.path.join(run_dir, 'privacy', 'report.json')
+  privacy_dir = os.path.join(run_dir, 'privacy')
   report = privacy_report.build_report(
       ledger.round_events(), delta=config.delta, num_clients=num_clients,
       clients_per_round=config.clients_per_round, sampling=config.sampling,
@@ -155,8 +157,10 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
                 'target_unclipped_quantile': config.target_unclipped_quantile,
                 'clip_learning_rate': config.clip_learning_rate},
       zeroing_norm=config.zeroing_norm, unit_of_privacy=manifest['client_unit'],
-      ledger_sha256=ledger.sha256())
-  privacy_report.write_report(report, report_path)
+      ledger_sha256=ledger.sha256(),
+      stop_reason=stop_reason)
+  privacy_report.write_report(report, privacy_dir, target_epsilon=config.target_epsilon)
+  report_path = os.path.join(privacy_dir, 'report.json')
 
   model = models.build_unet(image_size, base_filters=config.base_filters)
   process.get_model_weights(state).assign_weights_to(model)

@@ -20,19 +20,21 @@ class PrivacyLedger:
   def __init__(self, path: str):
     self.path = path
     self.entries = []
+    self._write()
 
   def record_round(self, *, round_num: int, aggregator_event: dp_accounting.DpEvent,
                    round_event: dp_accounting.DpEvent, clients_sampled: int,
                    clip_norm: float) -> None:
-    if round_num != len(self.entries) + 1:
+    if round_num != len(self.entries) + 1:  # a round is never skipped or repeated
       raise ValueError(f'Round {round_num} recorded after {len(self.entries)} rounds.')
     self.entries.append({
         'round': round_num,
         'aggregator_event': dp_events.event_to_json(aggregator_event),
         'round_event': dp_events.event_to_json(round_event),
         'effective_noise_multiplier': dp_events.effective_noise_multiplier(aggregator_event),
+        'value_noise_multiplier': dp_events.value_noise_multiplier(aggregator_event),
         'clients_sampled': clients_sampled,
-        'clip_norm': clip_norm,
+        'clip_norm_in_force': clip_norm,
     })
     self._write()
 

@@ -1,4 +1,8 @@
-"""The epsilon report of a run, computed from the events in its ledger."""
+"""The epsilon report of a run (or a planned run), from its per-round events.
+
+`report.json` for machines and auditors, `report.md` for a person, and
+`epsilon.png` for the curve.
+"""
 
 import importlib.metadata
 import json
@@ -11,8 +15,14 @@ import dp_accounting
 from tff_stroke import accounting
 
 UNIT_MEANINGS = {
-    'site': 'all data of one site (hospital) may be added or removed',
-    'subject': 'all slices of one subject (patient) may be added or removed',
+    'site': 'all data of one site (hospital)',
+    'subject': 'all slices of one subject (patient)',
+}
+
+SAMPLING_MEANINGS = {
+    'poisson': 'Poisson: each client joins a round independently with probability q',
+    'uniform': 'uniform: exactly m clients per round, without replacement (RDP only)',
+    'all': 'every client in every round',
 }
 
 CAVEATS = [
@@ -20,44 +30,57 @@ CAVEATS = [
     'Per-round training metrics (loss, Dice, example counts) are aggregated '
     'without noise; they are simulation diagnostics, not covered by epsilon.',
     'Held-out evaluation data is not protected by this guarantee.',
+    'The guarantee holds only if clients were sampled as stated; the sampler '
+    'that ran produced the events in the ledger.',
 ]
 
 
-def _finite_or_none(value: float) -> Optional[float]:
+def _finite_or_none(value: Optional[float]) -> Optional[float]:
   """JSON has no infinity: epsilon without a finite bound is written as null."""
-  return None if math.isinf(value) else value
+  return None if value is None or math.isinf(value) else value
 
 
 def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
                  num_clients: int, clients_per_round: float, sampling: str,
                  sampling_probability: float, noise_multiplier: float,
-                 value_noise_multiplier: float, clipped_count_stddev: float,
-                 clipping: dict, zeroing_norm: Optional[float],
-                 unit_of_privacy: str, ledger_sha256: Optional[str]) -> dict:
+                 value_noise_multiplier: Optional[float],
+                 clipped_count_stddev: Optional[float], clipping: dict,
+                 zeroing_norm: Optional[float], unit_of_privacy: str,
+                 ledger_sha256: Optional[str],
+                 stop_reason: str = 'completed total_rounds') -> dict:
   """The report dict: settings, epsilon by RDP and PLD, and per-round epsilon."""
-  curve = accounting.epsilon_per_round(round_events, delta) if round_events else []
-  last = curve[-1] if curve else accounting.Epsilon(0, 0.0, math.nan, 0.0)
+  curve = accounting.epsilon_per_round(round_events, delta)
+  with_pld = accounting.pld_supported(round_events)
   warnings = []
   if delta >= 1.0 / num_clients:
     warnings.append(f'delta {delta:g} is not below 1/num_clients = '
                     f'{1.0 / num_clients:g}: the guarantee is weak.')
   if noise_multiplier == 0.0:
     warnings.append('noise_multiplier is 0: no differential privacy (epsilon is null).')
+  relation = accounting.neighboring_relation(round_events)
   return {
-      'epsilon_rdp': _finite_or_none(last.epsilon_rdp),
-      'rdp_order': last.rdp_order if curve else None,
-      'epsilon_pld': _finite_or_none(last.epsilon_pld),
+      'epsilon_rdp': _finite_or_none(curve[-1].epsilon_rdp) if curve else 0.0,
+      'rdp_order': curve[-1].rdp_order if curve else None,
+      'epsilon_pld': (_finite_or_none(curve[-1].epsilon_pld) if curve else 0.0)
+                     if with_pld else None,
+      'epsilon_pld_note': None if with_pld else
+                          'PLD does not support sampling without replacement; '
+                          'epsilon_rdp is the guarantee.',
       'delta': delta,
       'noise_multiplier': noise_multiplier,
       'value_noise_multiplier': value_noise_multiplier,
       'clipped_count_stddev': clipped_count_stddev,
       'sampling': sampling,
+      'sampling_meaning': SAMPLING_MEANINGS[sampling],
       'sampling_probability': sampling_probability,
       'num_clients': num_clients,
       'expected_clients_per_round': clients_per_round,
       'rounds_completed': len(round_events),
+      'stop_reason': stop_reason,
       'unit_of_privacy': unit_of_privacy,
-      'unit_of_privacy_meaning': UNIT_MEANINGS[unit_of_privacy],
+      'unit_of_privacy_meaning': f'{UNIT_MEANINGS[unit_of_privacy]} may be '
+                                 + ('replaced' if relation.name == 'REPLACE_ONE'
+                                    else 'added or removed'),
       'mechanism': {
           'algorithm': 'DP-FedAvg (McMahan et al. 2018), unweighted, fixed '
                        'denominator = expected clients per round',
@@ -70,22 +93,97 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
           'library': f'dp-accounting {importlib.metadata.version("dp-accounting")}',
           'rdp': 'RdpAccountant, default orders',
           'pld': f'PLDAccountant, value_discretization_interval='
-                 f'{accounting.PLD_DISCRETIZATION:g} (pessimistic)',
-          'neighboring_relation': 'add or remove one client',
+                 f'{accounting.PLD_DISCRETIZATION:g} (pessimistic)' if with_pld else None,
+          'neighboring_relation': relation.name.lower(),
       },
       'per_round': [
           {'round': e.rounds, 'epsilon_rdp': _finite_or_none(e.epsilon_rdp),
            'epsilon_pld': _finite_or_none(e.epsilon_pld)} for e in curve
       ],
-      'ledger': 'ledger.json',
+      'ledger': 'ledger.json' if ledger_sha256 else None,
       'ledger_sha256': ledger_sha256,
       'warnings': warnings,
       'caveats': CAVEATS,
   }
 
 
-def write_report(report: dict, path: str) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
+def write_json(report: dict, path: str) -> None:
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   with open(path + '.tmp', 'w') as f:
     json.dump(report, f, indent=2, allow_nan=False)
   os.replace(path + '.tmp', path)
+
+
+def _fmt(value: Optional[float]) -> str:
+  return 'no finite bound' if value is None else f'{value:.4g}'
+
+
+def render_markdown(report: dict, *, every: int = 0) -> str:
+  """The report for a person; the table lists epsilon every `every` rounds."""
+  per_round = report['per_round']
+  every = every or max(1, len(per_round) // 10)
+  main_epsilon = report['epsilon_pld'] if report['epsilon_pld'] is not None \
+      else report['epsilon_rdp']
+  lines = [
+      '# Privacy report', '',
+      f'This model is ({_fmt(main_epsilon)}, {report["delta"]:g})-differentially '
+      f'private with respect to {report["unit_of_privacy_meaning"]}, over the '
+      f'{report["rounds_completed"]} rounds that ran.', '',
+      '## Settings', '',
+      f'- Mechanism: {report["mechanism"]["algorithm"]}; Gaussian noise, '
+      f'effective noise multiplier {report["noise_multiplier"]}'
+      + (f' (value {report["value_noise_multiplier"]:.4g}, clipped-count stddev '
+         f'{report["clipped_count_stddev"]:.4g})'
+         if report['value_noise_multiplier'] is not None else ''),
+      f'- Clipping: {report["mechanism"]["clipping"]}',
+      f'- Sampling: {report["sampling_meaning"]}; q = {report["sampling_probability"]:.4g}, '
+      f'{report["num_clients"]} clients, {report["expected_clients_per_round"]} per round expected',
+      f'- Rounds: {report["rounds_completed"]} ({report["stop_reason"]})',
+      f'- Accountants: {report["accountants"]["library"]}; epsilon by PLD '
+      f'{_fmt(report["epsilon_pld"])}, by RDP {_fmt(report["epsilon_rdp"])} '
+      f'(order {report["rdp_order"]}); neighbouring relation: '
+      f'{report["accountants"]["neighboring_relation"].replace("_", " ")}', '',
+      '## Assumptions and caveats', '',
+      *[f'- {c}' for c in report['caveats']],
+      *[f'- **Warning:** {w}' for w in report['warnings']],
+      *([f'- {report["epsilon_pld_note"]}'] if report['epsilon_pld_note'] else []), '',
+      '## Epsilon by round', '',
+      '| round | epsilon (PLD) | epsilon (RDP) |', '|---:|---:|---:|',
+  ]
+  for entry in per_round:
+    if entry['round'] % every == 0 or entry['round'] == len(per_round):
+      lines.append(f'| {entry["round"]} | {_fmt(entry["epsilon_pld"])} | '
+                   f'{_fmt(entry["epsilon_rdp"])} |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot_epsilon(report: dict, path: str, *, target_epsilon: Optional[float] = None) -> None:
+  """Epsilon against rounds, RDP and PLD, with the target if one was set."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  rounds = [e['round'] for e in report['per_round']]
+  figure, axes = plt.subplots(figsize=(6, 4))
+  for key, label in (('epsilon_pld', 'PLD'), ('epsilon_rdp', 'RDP')):
+    values = [e[key] for e in report['per_round']]
+    if any(v is not None for v in values):
+      axes.plot(rounds, [math.nan if v is None else v for v in values], marker='.', label=label)
+  if target_epsilon is not None:
+    axes.axhline(target_epsilon, color='red', linestyle='--', label='target')
+  axes.set_xlabel('round')
+  axes.set_ylabel(f'epsilon at delta = {report["delta"]:g}')
+  axes.set_title(f'Privacy spent (unit: {report["unit_of_privacy"]})')
+  axes.legend()
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+  plt.close(figure)
+
+
+def write_report(report: dict, privacy_dir: str, *,
+                 target_epsilon: Optional[float] = None) -> None:
+  """Writes report.json, report.md and epsilon.png into `privacy_dir`."""
+  write_json(report, os.path.join(privacy_dir, 'report.json'))
+  with open(os.path.join(privacy_dir, 'report.md'), 'w') as f:
+    f.write(render_markdown(report))
+  plot_epsilon(report, os.path.join(privacy_dir, 'epsilon.png'),
+               target_epsilon=target_epsilon)

@@ -7,11 +7,14 @@ round starts, and an exception ends the loop instead of skipping a round.
 from collections.abc import Callable
 import csv
 import time
-from typing import Any
+from typing import Any, Optional
+
+import dp_accounting
 
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_stroke import budget as budget_lib
 from tff_stroke import dp_events
 from tff_stroke import dp_fedavg
 from tff_stroke import ledger as ledger_lib
@@ -42,41 +45,55 @@ def round_metrics(metrics: Any) -> dict:
 def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
                sampler, make_dataset: Callable[[str, int], tf.data.Dataset],
                total_rounds: int, ledger: ledger_lib.PrivacyLedger,
-               metrics_path: str, sampling: str, initial_clip_norm: float,
-               log: Callable[[str], None] = print) -> Any:
-  """Runs `total_rounds` rounds; returns the final server state.
+               metrics_path: str, initial_clip_norm: float,
+               expected_aggregator_event: dp_accounting.DpEvent,
+               budget: Optional[budget_lib.EpsilonBudget] = None,
+               log: Callable[[str], None] = print) -> tuple[Any, str]:
+  """Runs up to `total_rounds` rounds; returns (final server state, stop reason).
 
   Args:
     process: a DP-FedAvg learning process (see `dp_fedavg.build_process`).
     state: its initial state.
-    sampler: has `sample() -> list[str]` and `sampling_probability`.
+    sampler: draws each round's clients and makes the round's DpEvent (see
+      `sampling`).
     make_dataset: (client_id, round_num) -> the client's training dataset.
     total_rounds: rounds to run.
     ledger: receives one entry per round.
     metrics_path: metrics.csv, one row per round.
-    sampling: the sampling mode the sampler implements (for the ledger event).
     initial_clip_norm: the clip norm in force in round 1.
+    expected_aggregator_event: the aggregator's event for round 1 (later
+      rounds expect the event of the round before).
+    budget: if given, a round runs only if epsilon after it stays within it.
     log: receives one progress line per round.
   """
   clip_norm = initial_clip_norm
+  next_aggregator_event = expected_aggregator_event
+  stop_reason = 'completed total_rounds'
   with open(metrics_path, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
     writer.writeheader()
     for round_num in range(1, total_rounds + 1):
+      if budget is not None:
+        planned = sampler.round_event(dp_events.gaussian_equivalent(next_aggregator_event))
+        if not budget.allows(ledger.round_events() + [planned]):
+          stop_reason = (f'stopped before round {round_num}: epsilon would exceed '
+                         f'the target {budget.target_epsilon:g} ({budget.accountant})')
+          log(stop_reason)
+          break
       start = time.monotonic()
       clients = sampler.sample()
       datasets = [make_dataset(c, round_num) for c in clients]
       output = process.next(state, datasets)
       state = output.state
       aggregator_event = dp_fedavg.aggregator_event(state)
+      next_aggregator_event = aggregator_event
       row = {'round': round_num, 'clients_sampled': len(clients),
              'clip_norm': clip_norm, **round_metrics(output.metrics),
              'seconds': round(time.monotonic() - start, 3)}
       ledger.record_round(
           round_num=round_num, aggregator_event=aggregator_event,
-          round_event=dp_events.round_event(
-              aggregator_event, sampling=sampling,
-              sampling_probability=sampler.sampling_probability),
+          round_event=sampler.round_event(
+              dp_events.gaussian_equivalent(aggregator_event)),
           clients_sampled=len(clients), clip_norm=row['clip_norm'])
       writer.writerow(row)
       f.flush()
@@ -84,4 +101,4 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
       log(f'round {round_num}/{total_rounds}: {len(clients)} clients, '
           f'loss {row["loss"]:.4f}, clip {row["clip_norm"]:.4f}, '
           f'{row["seconds"]:.1f}s')
-  return state
+  return state, stop_reason

@@ -1,0 +1,92 @@
+"""Privacy before training: the events a planned run would produce, and the
+smallest noise multiplier that meets a target epsilon.
+"""
+
+import dataclasses
+from typing import Optional
+
+import dp_accounting
+from dp_accounting import pld
+from dp_accounting import rdp
+
+from tff_stroke import accounting
+from tff_stroke import dp_fedavg
+from tff_stroke import sampling
+
+ACCOUNTANTS = ('pld', 'rdp')
+# The PLD search runs at a coarser (still pessimistic) discretisation, ten
+# times faster; the result is then checked at the reporting discretisation.
+SEARCH_PLD_DISCRETIZATION = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+  """The settings that decide a run's privacy."""
+  num_clients: int
+  clients_per_round: float
+  rounds: int
+  sampling: str = 'poisson'
+
+  def sampler(self):
+    ids = [f'client_{i}' for i in range(self.num_clients)]
+    return sampling.build_sampler(self.sampling, ids, self.clients_per_round, seed=0)
+
+  def events(self, noise_multiplier: float) -> list[dp_accounting.DpEvent]:
+    event = self.sampler().round_event(dp_accounting.GaussianDpEvent(noise_multiplier))
+    return [event] * self.rounds
+
+
+def epsilon(plan: PlannedRun, noise_multiplier: float, delta: float, accountant: str) -> float:
+  events = plan.events(noise_multiplier)
+  if accountant == 'rdp':
+    return accounting.epsilon_rdp(events, delta)[0]
+  value = accounting.epsilon_pld(events, delta)
+  if value is None:
+    raise ValueError(f"sampling '{plan.sampling}' is accounted by RDP only; use accountant 'rdp'.")
+  return value
+
+
+def calibrate_noise_multiplier(plan: PlannedRun, *, target_epsilon: float, delta: float,
+                               accountant: str = 'pld') -> float:
+  """The smallest noise multiplier whose epsilon over the plan is <= target.
+
+  Raises:
+    ValueError: bad target or accountant, or PLD asked for uniform sampling.
+  """
+  if target_epsilon <= 0:
+    raise ValueError(f'target_epsilon must be positive. Found {target_epsilon}.')
+  if accountant not in ACCOUNTANTS:
+    raise ValueError(f'accountant must be one of {ACCOUNTANTS}. Found {accountant!r}.')
+  events = plan.events(1.0)
+  if accountant == 'pld' and not accounting.pld_supported(events):
+    raise ValueError(f"sampling '{plan.sampling}' is accounted by RDP only; use accountant 'rdp'.")
+  relation = accounting.neighboring_relation(events)
+
+  def fresh_accountant():
+    if accountant == 'rdp':
+      return rdp.RdpAccountant(neighboring_relation=relation)
+    return pld.PLDAccountant(value_discretization_interval=SEARCH_PLD_DISCRETIZATION)
+
+  def make_event(z):
+    return accounting.composed_event(plan.events(z))
+
+  z = float(dp_accounting.calibrate_dp_mechanism(
+      fresh_accountant, make_event, target_epsilon, delta,
+      bracket_interval=dp_accounting.LowerEndpointAndGuess(0.05, 1.0), tol=1e-4))
+  # Brent's method returns a value within tol of the boundary, on either side.
+  while epsilon(plan, z, delta, accountant) > target_epsilon:
+    z *= 1.0001
+  return z
+
+
+def adaptive_clipping_advice(noise_multiplier: float, clients_per_round: float,
+                             clipped_count_stddev: Optional[float]) -> Optional[str]:
+  """None if TFF's adaptive clipping accepts the noise multiplier, else the fix."""
+  params = dp_fedavg.AdaptiveClippingParams(
+      noise_multiplier=noise_multiplier, clients_per_round=clients_per_round,
+      clipped_count_stddev=clipped_count_stddev)
+  try:
+    params.noise_split()
+  except ValueError as e:
+    return str(e)
+  return None
