@@ -13,7 +13,7 @@ import dp_accounting
 from tff_stroke import accounting
 
 SETTINGS = [(0.05, 1.0), (1 / 3, 1.0), (1 / 3, 0.5), (1 / 3, 0.3)]
-ROUNDS = [10, 50]
+ROUNDS = [10, 30]
 DELTA = 1e-5
 
 

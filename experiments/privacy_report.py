@@ -37,7 +37,7 @@ _ROUNDS = flags.DEFINE_integer('rounds', None, 'Rounds T.')
 _NOISE_MULTIPLIER = flags.DEFINE_float('noise_multiplier', None, 'Effective noise multiplier z.')
 _TARGET_EPSILON = flags.DEFINE_float('target_epsilon', None,
                                      'Calibrate the smallest z meeting this epsilon.')
-_ACCOUNTANT = flags.DEFINE_enum('accountant', 'pld', privacy_planning.ACCOUNTANTS,
+_ACCOUNTANT = flags.DEFINE_enum('accountant', 'pld', accounting.ACCOUNTANTS,
                                 'Accountant used to calibrate.')
 _DELTA = flags.DEFINE_float('delta', 1e-5, 'Delta.')
 _AT_EPSILON = flags.DEFINE_float('at_epsilon', None, 'Also report delta at this epsilon.')

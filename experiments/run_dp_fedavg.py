@@ -13,9 +13,11 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
+from tff_stroke import accounting
 from tff_stroke import dp_fedavg
 from tff_stroke import execution
 from tff_stroke import experiment
+from tff_stroke import sampling
 
 # Data and outputs.
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Folder written by data_pipelines.prepare.')
@@ -27,7 +29,7 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seeds sampling, shuffling and initial w
 _TOTAL_ROUNDS = flags.DEFINE_integer('total_rounds', 20, 'Rounds to run.')
 _CLIENTS_PER_ROUND = flags.DEFINE_float(
     'clients_per_round', 2.0, 'Expected clients per round m; q = m / num_clients.')
-_SAMPLING = flags.DEFINE_enum('sampling', 'poisson', ['poisson', 'all'],
+_SAMPLING = flags.DEFINE_enum('sampling', 'poisson', sampling.SAMPLING_MODES,
                               'Client sampling (the accountant assumes the same).')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Client batch size.')
 _CLIENT_OPTIMIZER = flags.DEFINE_enum('client_optimizer', 'sgd', dp_fedavg.OPTIMIZERS,
@@ -42,6 +44,10 @@ _BASE_FILTERS = flags.DEFINE_integer('base_filters', 8, 'U-Net filters at the fi
 # Differential privacy.
 _NOISE_MULTIPLIER = flags.DEFINE_float('noise_multiplier', 0.5, 'Effective noise multiplier z.')
 _DELTA = flags.DEFINE_float('delta', 1e-5, 'Target delta of the report.')
+_TARGET_EPSILON = flags.DEFINE_float(
+    'target_epsilon', None, 'If set, stop before the first round whose epsilon would exceed it.')
+_BUDGET_ACCOUNTANT = flags.DEFINE_enum('budget_accountant', 'pld', accounting.ACCOUNTANTS,
+                                       'Accountant of --target_epsilon.')
 _CLIPPED_COUNT_STDDEV = flags.DEFINE_float(
     'clipped_count_stddev', None, 'Noise stddev of the clipped count; default '
     '0.05 * clients_per_round. Must exceed noise_multiplier / 2.')
@@ -62,7 +68,8 @@ def config_from_flags() -> experiment.ExperimentConfig:
       experiment_name=_EXPERIMENT_NAME.value, total_rounds=_TOTAL_ROUNDS.value,
       clients_per_round=_CLIENTS_PER_ROUND.value,
       noise_multiplier=_NOISE_MULTIPLIER.value, delta=_DELTA.value,
-      sampling=_SAMPLING.value, clipped_count_stddev=_CLIPPED_COUNT_STDDEV.value,
+      sampling=_SAMPLING.value, target_epsilon=_TARGET_EPSILON.value,
+      budget_accountant=_BUDGET_ACCOUNTANT.value, clipped_count_stddev=_CLIPPED_COUNT_STDDEV.value,
       initial_l2_norm_clip=_INITIAL_CLIP.value,
       target_unclipped_quantile=_TARGET_QUANTILE.value,
       clip_learning_rate=_CLIP_LEARNING_RATE.value,
@@ -81,8 +88,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   with execution.local_cpp_context():
     summary = experiment.run_experiment(config_from_flags())
+  print(f'Rounds:          {summary["rounds_completed"]} ({summary["stop_reason"]}), '
+        f'{summary["training_seconds"]:.0f}s of training')
   print(f'Run folder:      {summary["run_dir"]}')
-  print(f'Privacy report:  {summary["report"]}')
+  print(f'Privacy report:  {summary["report"]} (and report.md, epsilon.png)')
   print(f'SavedModel:      {summary["saved_model"]}')
   print(f'Epsilon (delta={summary["delta"]:g}): PLD {_fmt(summary["epsilon_pld"])}, '
         f'RDP {_fmt(summary["epsilon_rdp"])}')

@@ -8,6 +8,8 @@ import csv
 import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -56,7 +58,8 @@ def _read_json(path):
 def test_outputs_and_progress(run):
   run_dir, _, stdout, _ = run
   for name in ('config.json', 'metrics.csv', 'evaluation.json',
-               'privacy/report.json', 'privacy/ledger.json', 'saved_model/saved_model.pb'):
+               'privacy/report.json', 'privacy/report.md', 'privacy/epsilon.png',
+               'privacy/ledger.json', 'saved_model/saved_model.pb'):
     assert os.path.exists(os.path.join(run_dir, name)), name
   for round_num in range(1, ROUNDS + 1):
     assert f'round {round_num}/{ROUNDS}:' in stdout
@@ -142,6 +145,75 @@ def test_existing_run_folder_is_not_overwritten(run):
       f'--root_output_dir={os.path.dirname(run_dir)}', '--experiment_name=tiny')
   assert result.returncode != 0
   assert 'not empty' in result.stderr
+
+
+def test_report_markdown_states_the_guarantee(run):
+  run_dir, _, _, _ = run
+  with open(os.path.join(run_dir, 'privacy', 'report.md')) as f:
+    text = f.read()
+  report = _read_json(os.path.join(run_dir, 'privacy', 'report.json'))
+  assert (f'This model is ({report["epsilon_pld"]:.4g}, {DELTA:g})-differentially private '
+          'with respect to adding or removing all data of one site (hospital)') in text
+  assert '| 3 |' in text and 'trusted' in text
+
+
+def _verify(run_dir):
+  return run_module('experiments.privacy_report', f'--run_dir={run_dir}', '--verify')
+
+
+def test_verify_accepts_the_run(run):
+  run_dir, _, _, _ = run
+  result = _verify(run_dir)
+  assert result.returncode == 0, result.stderr
+  report = _read_json(os.path.join(run_dir, 'privacy', 'report.json'))
+  match = re.fullmatch(r'verified: epsilon_pld=(\S+), epsilon_rdp=(\S+), '
+                       r'delta=(\S+), rounds=(\d+)', result.stdout.strip())
+  assert match, result.stdout
+  assert float(match[1]) == pytest.approx(report['epsilon_pld'], rel=1e-9)
+  assert float(match[2]) == pytest.approx(report['epsilon_rdp'], rel=1e-9)
+  assert (float(match[3]), int(match[4])) == (DELTA, ROUNDS)
+
+
+def _tampered_copy(run_dir, tmp_path, edit):
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns('saved_model'))
+  edit(copy)
+  return copy
+
+
+def _edit_json(path, change):
+  value = _read_json(path)
+  change(value)
+  with open(path, 'w') as f:
+    json.dump(value, f, indent=1)
+
+
+def _edit_ledger_noise(copy):
+  path = os.path.join(copy, 'privacy', 'ledger.json')
+  _edit_json(path, lambda v: v['entries'][1]['aggregator_event']['events'][0].update(
+      noise_multiplier=5.0))
+
+
+def _drop_ledger_round(copy):
+  _edit_json(os.path.join(copy, 'privacy', 'ledger.json'),
+             lambda v: v['entries'].pop())
+
+
+def _change_config_noise(copy):
+  _edit_json(os.path.join(copy, 'config.json'), lambda v: v.update(noise_multiplier=1.2))
+
+
+@pytest.mark.parametrize('edit,expected', [
+    (_edit_ledger_noise, ['does not match the sha256', 'round 2: aggregator noise multiplier']),
+    (_drop_ledger_round, ['does not match the sha256', 'the ledger holds 2',
+                          'metrics.csv has rounds [1, 2, 3]']),
+    (_change_config_noise, ['noise_multiplier: config.json has 1.2']),
+])
+def test_verify_names_each_mismatch(run, tmp_path, edit, expected):
+  result = _verify(_tampered_copy(run[0], tmp_path, edit))
+  assert result.returncode == 1
+  for message in expected:
+    assert message in result.stderr, result.stderr
 
 
 def test_stray_argument_is_an_error(run):

@@ -57,4 +57,4 @@ def test_report_warns_when_delta_is_not_below_one_over_n():
       unit_of_privacy='site', ledger_sha256=None)
   assert any('1/num_clients' in w for w in report['warnings'])
   assert report['rounds_completed'] == 1
-  assert report['unit_of_privacy_meaning'].startswith('all data of one site')
+  assert report['unit_of_privacy_meaning'] == 'adding or removing all data of one site (hospital)'

@@ -17,6 +17,7 @@ from dp_accounting import rdp
 
 # dp_accounting's default PLD discretisation (pessimistic: an upper bound).
 PLD_DISCRETIZATION = 1e-4
+ACCOUNTANTS = ('pld', 'rdp')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,23 @@ def epsilon_pld(events: list[dp_accounting.DpEvent], delta: float) -> Optional[f
   None when PLD does not support the events."""
   accountant = _pld_accountant(events)
   return None if accountant is None else float(accountant.get_epsilon(delta))
+
+
+def epsilon_by(accountant: str, events: list[dp_accounting.DpEvent], delta: float) -> float:
+  """Epsilon from the named accountant ('pld' or 'rdp').
+
+  Raises:
+    ValueError: unknown accountant, or 'pld' for events it does not support.
+  """
+  if accountant == 'rdp':
+    return epsilon_rdp(events, delta)[0]
+  if accountant != 'pld':
+    raise ValueError(f'accountant must be one of {ACCOUNTANTS}. Found {accountant!r}.')
+  value = epsilon_pld(events, delta)
+  if value is None:
+    raise ValueError('Sampling without replacement is accounted by RDP only; '
+                     "use accountant 'rdp'.")
+  return value
 
 
 def delta_for_epsilon(events: list[dp_accounting.DpEvent],

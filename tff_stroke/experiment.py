@@ -81,6 +81,9 @@ def validate(config: ExperimentConfig, client_ids: list[str]):
   config.clipping_params().noise_split()
   if config.target_epsilon is not None:
     budget_lib.EpsilonBudget(config.target_epsilon, config.delta, config.budget_accountant)
+    if config.sampling == 'uniform' and config.budget_accountant == 'pld':
+      raise ValueError("sampling 'uniform' is accounted by RDP only; "
+                       'set budget_accountant to rdp.')
   return sampling_lib.build_sampler(config.sampling, client_ids,
                                     config.clients_per_round, config.seed)
 
@@ -175,6 +178,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
           'epsilon_rdp': report['epsilon_rdp'], 'epsilon_pld': report['epsilon_pld'],
           'delta': config.delta, 'holdout_mean_dice': evaluation_result['mean_dice'],
           'holdout_subjects': evaluation_result['num_subjects'],
+          'rounds_completed': report['rounds_completed'], 'stop_reason': stop_reason,
           'training_seconds': training_seconds}
 
 

@@ -13,7 +13,6 @@ from tff_stroke import accounting
 from tff_stroke import dp_fedavg
 from tff_stroke import sampling
 
-ACCOUNTANTS = ('pld', 'rdp')
 # The PLD search runs at a coarser (still pessimistic) discretisation, ten
 # times faster; the result is then checked at the reporting discretisation.
 SEARCH_PLD_DISCRETIZATION = 1e-3
@@ -37,13 +36,7 @@ class PlannedRun:
 
 
 def epsilon(plan: PlannedRun, noise_multiplier: float, delta: float, accountant: str) -> float:
-  events = plan.events(noise_multiplier)
-  if accountant == 'rdp':
-    return accounting.epsilon_rdp(events, delta)[0]
-  value = accounting.epsilon_pld(events, delta)
-  if value is None:
-    raise ValueError(f"sampling '{plan.sampling}' is accounted by RDP only; use accountant 'rdp'.")
-  return value
+  return accounting.epsilon_by(accountant, plan.events(noise_multiplier), delta)
 
 
 def calibrate_noise_multiplier(plan: PlannedRun, *, target_epsilon: float, delta: float,
@@ -55,11 +48,8 @@ def calibrate_noise_multiplier(plan: PlannedRun, *, target_epsilon: float, delta
   """
   if target_epsilon <= 0:
     raise ValueError(f'target_epsilon must be positive. Found {target_epsilon}.')
-  if accountant not in ACCOUNTANTS:
-    raise ValueError(f'accountant must be one of {ACCOUNTANTS}. Found {accountant!r}.')
   events = plan.events(1.0)
-  if accountant == 'pld' and not accounting.pld_supported(events):
-    raise ValueError(f"sampling '{plan.sampling}' is accounted by RDP only; use accountant 'rdp'.")
+  accounting.epsilon_by(accountant, events, delta)  # refuses what cannot be accounted
   relation = accounting.neighboring_relation(events)
 
   def fresh_accountant():

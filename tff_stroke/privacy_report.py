@@ -78,9 +78,9 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
       'rounds_completed': len(round_events),
       'stop_reason': stop_reason,
       'unit_of_privacy': unit_of_privacy,
-      'unit_of_privacy_meaning': f'{UNIT_MEANINGS[unit_of_privacy]} may be '
-                                 + ('replaced' if relation.name == 'REPLACE_ONE'
-                                    else 'added or removed'),
+      'unit_of_privacy_meaning': ('replacing ' if relation.name == 'REPLACE_ONE'
+                                  else 'adding or removing ')
+                                 + UNIT_MEANINGS[unit_of_privacy],
       'mechanism': {
           'algorithm': 'DP-FedAvg (McMahan et al. 2018), unweighted, fixed '
                        'denominator = expected clients per round',
@@ -89,6 +89,8 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
           'zeroing_norm': zeroing_norm,
       },
       'trust_model': 'trusted server: the server adds the noise',
+      'software': {name: importlib.metadata.version(name) for name in
+                   ('tensorflow-federated', 'tensorflow-privacy', 'dp-accounting')},
       'accountants': {
           'library': f'dp-accounting {importlib.metadata.version("dp-accounting")}',
           'rdp': 'RdpAccountant, default orders',
