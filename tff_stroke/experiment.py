@@ -106,7 +106,8 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
   clipping = config.clipping_params()
   value_noise_multiplier, clipped_count_stddev = clipping.noise_split()
 
-  os.makedirs(os.path.join(run_dir, 'privacy'), exist_ok=True)
+  privacy_dir = os.path.join(run_dir, 'privacy')
+  os.makedirs(privacy_dir, exist_ok=True)
   with open(os.path.join(run_dir, 'config.json'), 'w') as f:
     json.dump({**dataclasses.asdict(config), 'num_clients': num_clients,
                'sampling_probability': sampler.sampling_probability,
@@ -131,7 +132,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
             .shuffle(1024, seed=config.seed * 100003 + round_num)
             .batch(config.batch_size))
 
-  ledger = ledger_lib.PrivacyLedger(os.path.join(run_dir, 'privacy', 'ledger.json'))
+  ledger = ledger_lib.PrivacyLedger(os.path.join(privacy_dir, 'ledger.json'))
   log(f'{num_clients} clients ({manifest["client_unit"]}), q = '
       f'{sampler.sampling_probability:.4f}, noise multiplier {config.noise_multiplier} '
       f'(value {value_noise_multiplier:.4f}, clipped-count stddev {clipped_count_stddev:.4f})')
@@ -147,7 +148,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
       budget=budget, log=log)
   training_seconds = time.monotonic() - start
 
-  privacy_dir = os.path.join(run_dir, 'privacy')
+  log('computing epsilon after every round (RDP and PLD)...')
   report = privacy_report.build_report(
       ledger.round_events(), delta=config.delta, num_clients=num_clients,
       clients_per_round=config.clients_per_round, sampling=config.sampling,
@@ -165,6 +166,7 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
   privacy_report.write_report(report, privacy_dir, target_epsilon=config.target_epsilon)
   report_path = os.path.join(privacy_dir, 'report.json')
 
+  log('evaluating held-out subjects and exporting the SavedModel...')
   model = models.build_unet(image_size, base_filters=config.base_filters)
   process.get_model_weights(state).assign_weights_to(model)
   holdout = tfrecords.read_slices(

@@ -137,7 +137,7 @@ def render_markdown(report: dict, *, every: int = 0) -> str:
       + (f' (value {report["value_noise_multiplier"]:.4g}, clipped-count stddev '
          f'{report["clipped_count_stddev"]:.4g})'
          if report['value_noise_multiplier'] is not None else ''),
-      f'- Clipping: {report["mechanism"]["clipping"]}',
+      '- Clipping: ' + ', '.join(f'{k} {v}' for k, v in report['mechanism']['clipping'].items()),
       f'- Sampling: {report["sampling_meaning"]}; q = {report["sampling_probability"]:.4g}, '
       f'{report["num_clients"]} clients, {report["expected_clients_per_round"]} per round expected',
       f'- Rounds: {report["rounds_completed"]} ({report["stop_reason"]})',
