@@ -7,7 +7,7 @@ sums, adds Gaussian noise and divides by the *expected* number of clients per
 round (a fixed denominator), which is what Poisson sampling accounting needs.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 import dataclasses
 from typing import Any, Optional
 
@@ -120,23 +120,26 @@ def build_process(model_fn: Callable[[], tff.learning.models.VariableModel], *,
 
 def find_dp_state(aggregator_state: Any) -> differential_privacy.DPAggregatorState:
   """Finds the DP aggregator's state inside (possibly wrapped) aggregator state."""
-  if hasattr(aggregator_state, 'dp_event') and hasattr(aggregator_state, 'is_init_state'):
-    return aggregator_state
-  children = (aggregator_state.values() if hasattr(aggregator_state, 'values')
-              else aggregator_state if isinstance(aggregator_state, (list, tuple))
-              else [])
+  found = _search_dp_state(aggregator_state)
+  if found is None:
+    raise ValueError('No DP aggregator state found in the aggregator state.')
+  return found
+
+
+def _search_dp_state(state: Any) -> Optional[differential_privacy.DPAggregatorState]:
+  if hasattr(state, 'dp_event') and hasattr(state, 'is_init_state'):
+    return state
+  if isinstance(state, Mapping):
+    children = state.values()
+  elif isinstance(state, (list, tuple)):
+    children = state
+  else:
+    return None
   for child in children:
-    found = _maybe_find(child)
+    found = _search_dp_state(child)
     if found is not None:
       return found
-  raise ValueError('No DP aggregator state found in the aggregator state.')
-
-
-def _maybe_find(state):
-  try:
-    return find_dp_state(state)
-  except ValueError:
-    return None
+  return None
 
 
 def aggregator_event(server_state: Any) -> dp_accounting.DpEvent:
