@@ -6,12 +6,11 @@ replay them (see `dp_events.event_from_json`).
 """
 
 import hashlib
-import json
-import os
 
 import dp_accounting
 
 from tff_stroke import dp_events
+from tff_stroke import json_files
 
 
 class PrivacyLedger:
@@ -46,7 +45,4 @@ class PrivacyLedger:
       return hashlib.sha256(f.read()).hexdigest()
 
   def _write(self):
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    with open(self.path + '.tmp', 'w') as f:
-      json.dump({'entries': self.entries}, f, indent=1)
-    os.replace(self.path + '.tmp', self.path)
+    json_files.write_json_atomically({'entries': self.entries}, self.path, indent=1)

@@ -5,7 +5,6 @@
 """
 
 import importlib.metadata
-import json
 import math
 import os
 from typing import Optional
@@ -13,6 +12,7 @@ from typing import Optional
 import dp_accounting
 
 from tff_stroke import accounting
+from tff_stroke import json_files
 
 UNIT_MEANINGS = {
     'site': 'all data of one site (hospital)',
@@ -35,7 +35,7 @@ CAVEATS = [
 ]
 
 
-def _finite_or_none(value: Optional[float]) -> Optional[float]:
+def finite_or_none(value: Optional[float]) -> Optional[float]:
   """JSON has no infinity: epsilon without a finite bound is written as null."""
   return None if value is None or math.isinf(value) else value
 
@@ -59,9 +59,9 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
     warnings.append('noise_multiplier is 0: no differential privacy (epsilon is null).')
   relation = accounting.neighboring_relation(round_events)
   return {
-      'epsilon_rdp': _finite_or_none(curve[-1].epsilon_rdp) if curve else 0.0,
+      'epsilon_rdp': finite_or_none(curve[-1].epsilon_rdp) if curve else 0.0,
       'rdp_order': curve[-1].rdp_order if curve else None,
-      'epsilon_pld': (_finite_or_none(curve[-1].epsilon_pld) if curve else 0.0)
+      'epsilon_pld': (finite_or_none(curve[-1].epsilon_pld) if curve else 0.0)
                      if with_pld else None,
       'epsilon_pld_note': None if with_pld else
                           'PLD does not support sampling without replacement; '
@@ -99,21 +99,14 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
           'neighboring_relation': relation.name.lower(),
       },
       'per_round': [
-          {'round': e.rounds, 'epsilon_rdp': _finite_or_none(e.epsilon_rdp),
-           'epsilon_pld': _finite_or_none(e.epsilon_pld)} for e in curve
+          {'round': e.rounds, 'epsilon_rdp': finite_or_none(e.epsilon_rdp),
+           'epsilon_pld': finite_or_none(e.epsilon_pld)} for e in curve
       ],
       'ledger': 'ledger.json' if ledger_sha256 else None,
       'ledger_sha256': ledger_sha256,
       'warnings': warnings,
       'caveats': CAVEATS,
   }
-
-
-def write_json(report: dict, path: str) -> None:
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(report, f, indent=2, allow_nan=False)
-  os.replace(path + '.tmp', path)
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -184,7 +177,8 @@ def plot_epsilon(report: dict, path: str, *, target_epsilon: Optional[float] = N
 def write_report(report: dict, privacy_dir: str, *,
                  target_epsilon: Optional[float] = None) -> None:
   """Writes report.json, report.md and epsilon.png into `privacy_dir`."""
-  write_json(report, os.path.join(privacy_dir, 'report.json'))
+  json_files.write_json_atomically(report, os.path.join(privacy_dir, 'report.json'),
+                                   indent=2, allow_nan=False)
   with open(os.path.join(privacy_dir, 'report.md'), 'w') as f:
     f.write(render_markdown(report))
   plot_epsilon(report, os.path.join(privacy_dir, 'epsilon.png'),

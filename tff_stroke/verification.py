@@ -12,6 +12,7 @@ import os
 
 from tff_stroke import accounting
 from tff_stroke import dp_events
+from tff_stroke import privacy_report
 
 RELATIVE_TOLERANCE = 1e-9
 # Noise multipliers in the ledger come from float32 aggregator state.
@@ -82,16 +83,13 @@ def verify_run(run_dir: str) -> tuple[list[str], dict]:
   if events:
     eps_rdp, _ = accounting.epsilon_rdp(events, delta)
     eps_pld = accounting.epsilon_pld(events, delta)
-    recomputed.update(epsilon_rdp=_finite(eps_rdp), epsilon_pld=_finite(eps_pld))
+    recomputed.update(epsilon_rdp=privacy_report.finite_or_none(eps_rdp),
+                      epsilon_pld=privacy_report.finite_or_none(eps_pld))
   for key in ('epsilon_rdp', 'epsilon_pld'):
     if not _close(recomputed[key], report.get(key), 1e-6):
       problems.append(f'{key}: report.json has {report.get(key)}, the ledger gives '
                       f'{recomputed[key]}')
   return problems, recomputed
-
-
-def _finite(value):
-  return None if value is None or math.isinf(value) else value
 
 
 def _check_sampling(events, config, problems):
