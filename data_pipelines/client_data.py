@@ -2,6 +2,7 @@
 
 import os
 
+import tensorflow as tf
 import tensorflow_federated as tff
 
 from data_pipelines import tfrecords
@@ -25,3 +26,11 @@ def build_client_data(data_dir: str, manifest: dict) -> tff.simulation.datasets.
 
 def holdout_path(data_dir: str, manifest: dict) -> str:
   return os.path.join(data_dir, manifest['holdout']['file'])
+
+
+def pooled_dataset(data_dir: str, manifest: dict) -> tf.data.Dataset:
+  """Every training client's slices as one dataset, for centralised baselines."""
+  paths = [os.path.join(data_dir, manifest['clients'][c]['file'])
+           for c in sorted(manifest['clients'])]
+  return tf.data.TFRecordDataset(paths).map(
+      lambda s: tfrecords.parse_slice(s, manifest['image_size']))

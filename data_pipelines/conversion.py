@@ -33,7 +33,8 @@ class SliceRecord:
   has_lesion: bool
 
 
-def subject_examples(subject: atlas.Subject, image_size: int) -> list[SliceRecord]:
+def subject_examples(subject: atlas.Subject, image_size: int,
+                     spacing_mm: float) -> list[SliceRecord]:
   """Loads, checks and preprocesses one subject into serialised axial slices.
 
   Raises:
@@ -43,16 +44,17 @@ def subject_examples(subject: atlas.Subject, image_size: int) -> list[SliceRecor
   mask = nifti.load_volume(subject.mask_path)
   nifti.check_same_grid(image, mask, image_path=subject.image_path,
                         mask_path=subject.mask_path)
-  foreground = preprocessing.foreground_mask(image.data)
+  shape = preprocessing.shape_at_spacing(image.data.shape, image.spacing, spacing_mm)
+  resampled = preprocessing.resize_to_shape(image.data, shape, order=1)
+  mask_data = preprocessing.resize_to_shape(
+      (mask.data > 0.5).astype(np.uint8), shape, order=0)
   try:
-    normalized = preprocessing.zscore_normalize(image.data, foreground)
+    normalized, foreground = preprocessing.normalize_volume(resampled)
   except ValueError as e:
     raise nifti.NiftiError(f'{subject.image_path}: {e}') from e
-  image_2d = preprocessing.fit_in_plane(normalized, image_size, order=1)
-  mask_2d = preprocessing.fit_in_plane((mask.data > 0.5).astype(np.uint8),
-                                       image_size, order=0)
-  foreground_2d = preprocessing.fit_in_plane(
-      foreground.astype(np.uint8), image_size, order=0) > 0
+  image_2d = preprocessing.crop_or_pad_in_plane(normalized, image_size)
+  mask_2d = preprocessing.crop_or_pad_in_plane(mask_data, image_size)
+  foreground_2d = preprocessing.crop_or_pad_in_plane(foreground, image_size)
   return [
       SliceRecord(
           tfrecords.serialize_slice(
@@ -101,7 +103,8 @@ def split_holdout(subjects: list[atlas.Subject], holdout_fraction: float,
 
 
 def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
-                    image_size: int, holdout_fraction: float = 0.2,
+                    image_size: int, spacing_mm: float = 1.0,
+                    holdout_fraction: float = 0.2,
                     background_ratio: Optional[float] = None,
                     seed: int = 0) -> dict:
   """Converts the tree at `bids_dir`; returns the manifest it wrote.
@@ -112,6 +115,7 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
       `manifest.json` go.
     client_unit: 'site' (one client per cohort) or 'subject'.
     image_size: side of the square axial slices.
+    spacing_mm: isotropic voxel size every volume is resampled to.
     holdout_fraction: fraction of each site's subjects held out for testing.
     background_ratio: if set, training clients keep every lesion slice and
       at most this many lesion-free slices per lesion slice (see
@@ -126,6 +130,8 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
     raise ValueError(f'client_unit must be one of {CLIENT_UNITS}. Found {client_unit!r}.')
   if background_ratio is not None and background_ratio < 0:
     raise ValueError(f'background_ratio must be non-negative. Found {background_ratio}.')
+  if not spacing_mm > 0:
+    raise ValueError(f'spacing_mm must be positive. Found {spacing_mm}.')
   if image_size < 16:
     raise ValueError(f'image_size must be at least 16. Found {image_size}.')
   subjects = atlas.discover_subjects(bids_dir)
@@ -138,7 +144,7 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
   examples, skipped = {}, []
   for subject in tqdm.tqdm(subjects, desc='subjects', unit='subject'):
     try:
-      examples[subject] = subject_examples(subject, image_size)
+      examples[subject] = subject_examples(subject, image_size, spacing_mm)
     except nifti.NiftiError as e:
       skipped.append({'site': subject.site, 'subject_id': subject.subject_id,
                       'reason': str(e)})
@@ -166,15 +172,7 @@ def prepare_dataset(bids_dir: str, output_dir: str, *, client_unit: str,
       'client_unit': client_unit,
       'image_size': image_size,
       'preprocessing': {
-          'orientation': 'RAS (nibabel closest canonical)',
-          'normalization': 'z-score over foreground voxels',
-          'foreground': f'voxels above {preprocessing.FOREGROUND_FRACTION} '
-                        'x the 99th intensity percentile',
-          'clip_sd': preprocessing.CLIP_SD,
-          'in_plane': 'linear zoom (nearest for masks) of the longer side '
-                      'to image_size, then centre padding',
-          'slicing': 'axial',
-          'min_slice_foreground': preprocessing.MIN_SLICE_FOREGROUND,
+          **preprocessing.describe(image_size, spacing_mm, ['T1w']),
           'training_background_ratio': background_ratio,
       },
       'split': {'unit': 'subject', 'holdout_fraction': holdout_fraction,

@@ -1,7 +1,7 @@
 """Converts an ATLAS R2.0 BIDS tree into per-client TFRecords and a manifest.
 
   python -m data_pipelines.prepare --bids_dir=DIR --output_dir=OUT \
-      --client_unit=site --image_size=64
+      --client_unit=site --image_size=64 --spacing_mm=1
 """
 
 from absl import app
@@ -14,6 +14,8 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Folder for TFRecords and 
 _CLIENT_UNIT = flags.DEFINE_enum('client_unit', 'site', conversion.CLIENT_UNITS,
                                  'One client per site or per subject.')
 _IMAGE_SIZE = flags.DEFINE_integer('image_size', 64, 'Side of the square slices.')
+_SPACING_MM = flags.DEFINE_float(
+    'spacing_mm', 1.0, 'Isotropic voxel size (mm) every volume is resampled to.')
 _HOLDOUT_FRACTION = flags.DEFINE_float(
     'holdout_fraction', 0.2, 'Fraction of each site\'s subjects held out.')
 _BACKGROUND_RATIO = flags.DEFINE_float(
@@ -29,7 +31,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   manifest = conversion.prepare_dataset(
       _BIDS_DIR.value, _OUTPUT_DIR.value, client_unit=_CLIENT_UNIT.value,
-      image_size=_IMAGE_SIZE.value, holdout_fraction=_HOLDOUT_FRACTION.value,
+      image_size=_IMAGE_SIZE.value, spacing_mm=_SPACING_MM.value,
+      holdout_fraction=_HOLDOUT_FRACTION.value,
       background_ratio=_BACKGROUND_RATIO.value, seed=_SEED.value)
   clients = manifest['clients']
   print(f'{len(clients)} clients ({manifest["client_unit"]}), '

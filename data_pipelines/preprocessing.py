@@ -1,23 +1,47 @@
-"""Intensity normalisation, in-plane resizing and axial slicing of volumes.
+"""Resampling, intensity normalisation, in-plane crop/pad and axial slicing.
 
-Image and mask always go through the same spatial operation
-(`fit_in_plane`); only the interpolation order differs.
+Image and mask always go through the same spatial operations
+(`resize_to_shape`, `crop_or_pad_in_plane`); only the interpolation order
+differs: linear for images, nearest for masks. The exported SavedModel's
+`segment_volume` signature repeats `normalize_volume` and
+`crop_or_pad_in_plane` inside the graph (see tff_stroke.export).
 """
+
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
 
-# Foreground: voxels above this fraction of the 99th intensity percentile.
+# Foreground: voxels above this fraction of the FOREGROUND_PERCENTILE.
 FOREGROUND_FRACTION = 0.05
+FOREGROUND_PERCENTILE = 99.0
 # Normalised intensities are clipped to +-CLIP_SD standard deviations.
 CLIP_SD = 5.0
 # An axial slice is kept when at least this fraction of it is foreground.
 MIN_SLICE_FOREGROUND = 0.01
 
 
+def resize_to_shape(volume: np.ndarray, shape: Sequence[int], *, order: int) -> np.ndarray:
+  """Resamples the first three axes onto `shape`, keeping the field of view.
+
+  Voxel edges stay aligned (scipy's grid_mode), so resizing there and back
+  returns to the same physical grid.
+  """
+  zoom = [t / n for t, n in zip(shape, volume.shape[:3])] + [1.0] * (volume.ndim - 3)
+  if all(z == 1.0 for z in zoom):
+    return volume
+  return ndimage.zoom(volume, zoom, order=order, grid_mode=True, mode='nearest')
+
+
+def shape_at_spacing(shape: Sequence[int], spacing: Sequence[float],
+                     spacing_mm: float) -> tuple[int, ...]:
+  """The grid shape that covers the same field of view at `spacing_mm`."""
+  return tuple(max(1, round(n * s / spacing_mm)) for n, s in zip(shape[:3], spacing[:3]))
+
+
 def foreground_mask(volume: np.ndarray) -> np.ndarray:
-  """Voxels brighter than FOREGROUND_FRACTION of the 99th percentile."""
-  threshold = FOREGROUND_FRACTION * np.percentile(volume, 99)
+  """Voxels brighter than FOREGROUND_FRACTION of the FOREGROUND_PERCENTILE."""
+  threshold = FOREGROUND_FRACTION * np.percentile(volume, FOREGROUND_PERCENTILE)
   return volume > threshold
 
 
@@ -34,23 +58,53 @@ def zscore_normalize(volume: np.ndarray, foreground: np.ndarray) -> np.ndarray:
   return np.clip(normalized, -CLIP_SD, CLIP_SD).astype(np.float32)
 
 
-def fit_in_plane(volume: np.ndarray, image_size: int, *, order: int) -> np.ndarray:
-  """Scales axes 0 and 1 so the longer fits `image_size`, then centre-pads.
+def normalize_volume(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Z-scores one channel over its own foreground; returns (normalised, foreground)."""
+  foreground = foreground_mask(volume)
+  return zscore_normalize(volume, foreground), foreground
 
-  The same call with order=1 (image) and order=0 (mask) gives aligned outputs.
+
+def crop_or_pad_in_plane(volume: np.ndarray, image_size: int) -> np.ndarray:
+  """Centre-crops or zero-pads axes 0 and 1 to `image_size`.
+
+  The offsets are those of tf.image.resize_with_crop_or_pad, so the graph
+  can undo them exactly.
   """
-  scale = image_size / max(volume.shape[0], volume.shape[1])
-  target = [min(image_size, round(n * scale)) for n in volume.shape[:2]]
-  zoom = [t / n for t, n in zip(target, volume.shape[:2])] + [1.0]
-  scaled = ndimage.zoom(volume, zoom, order=order, grid_mode=True, mode='nearest')
-  padding = []
-  for n in scaled.shape[:2]:
-    before = (image_size - n) // 2
-    padding.append((before, image_size - n - before))
-  return np.pad(scaled, padding + [(0, 0)])
+  result = volume
+  for axis in (0, 1):
+    n = result.shape[axis]
+    if n > image_size:
+      start = (n - image_size) // 2
+      result = np.take(result, np.arange(start, start + image_size), axis=axis)
+    elif n < image_size:
+      padding = [(0, 0)] * result.ndim
+      before = (image_size - n) // 2
+      padding[axis] = (before, image_size - n - before)
+      result = np.pad(result, padding)
+  return result
 
 
 def brain_slice_indices(foreground: np.ndarray) -> np.ndarray:
   """Axial indices whose foreground fraction is at least MIN_SLICE_FOREGROUND."""
   fraction = foreground.mean(axis=(0, 1))
   return np.flatnonzero(fraction >= MIN_SLICE_FOREGROUND)
+
+
+def describe(image_size: int, spacing_mm: float, channels: Sequence[str]) -> dict:
+  """Every preprocessing parameter, as manifest.json and the SavedModel record it."""
+  return {
+      'orientation': 'RAS+ (nibabel closest canonical)',
+      'spacing_mm': spacing_mm,
+      'resampling': 'scipy.ndimage.zoom, grid_mode, field of view kept: '
+                    'linear for images, nearest for masks',
+      'channels': list(channels),
+      'normalization': 'z-score per channel over its foreground, clipped',
+      'foreground_fraction': FOREGROUND_FRACTION,
+      'foreground_percentile': FOREGROUND_PERCENTILE,
+      'clip_sd': CLIP_SD,
+      'image_size': image_size,
+      'in_plane': 'centre crop or zero pad to image_size '
+                  '(tf.image.resize_with_crop_or_pad offsets)',
+      'slicing': 'axial',
+      'min_slice_foreground': MIN_SLICE_FOREGROUND,
+  }

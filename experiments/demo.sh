@@ -14,7 +14,7 @@ $py -m data_pipelines.synthesize --output_dir="$root/demo_bids" \
 
 echo "== 2/3 prepare: one client per subject, 64x64 axial slices, 2 subjects per site held out"
 $py -m data_pipelines.prepare --bids_dir="$root/demo_bids" \
-    --output_dir="$root/demo_prepared" --client_unit=subject --image_size=64 \
+    --output_dir="$root/demo_prepared" --client_unit=subject --image_size=64 --spacing_mm=3 \
     --holdout_fraction=0.25 --background_ratio=0.5 --seed=0
 
 echo "== 3/3 train: DP-FedAvg, adaptive clipping, Poisson sampling (16 of 48 clients per round expected)"

@@ -24,6 +24,12 @@ _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Folder written by data_pipeli
 _ROOT_OUTPUT_DIR = flags.DEFINE_string('root_output_dir', 'runs', 'Parent of run folders.')
 _EXPERIMENT_NAME = flags.DEFINE_string('experiment_name', None, 'Run folder name.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seeds sampling, shuffling and initial weights.')
+_RESUME = flags.DEFINE_bool(
+    'resume', True, 'Continue this run from its last checkpoint if its folder holds one '
+    '(same settings only). With --noresume the run folder must be empty.')
+_CHECKPOINT_EVERY = flags.DEFINE_integer('checkpoint_every', 1, 'Rounds between checkpoints.')
+_CHECKPOINTS_TO_KEEP = flags.DEFINE_integer(
+    'checkpoints_to_keep', 0, 'Newest checkpoints kept besides the first; 0 keeps all.')
 
 # Federated training.
 _TOTAL_ROUNDS = flags.DEFINE_integer('total_rounds', 20, 'Rounds to run.')
@@ -79,7 +85,9 @@ def config_from_flags() -> experiment.ExperimentConfig:
       server_optimizer=_SERVER_OPTIMIZER.value,
       server_learning_rate=_SERVER_LEARNING_RATE.value,
       server_momentum=_SERVER_MOMENTUM.value, batch_size=_BATCH_SIZE.value,
-      base_filters=_BASE_FILTERS.value, seed=_SEED.value)
+      base_filters=_BASE_FILTERS.value, seed=_SEED.value,
+      checkpoint_every=_CHECKPOINT_EVERY.value,
+      checkpoints_to_keep=_CHECKPOINTS_TO_KEEP.value)
 
 
 def main(argv):
@@ -87,16 +95,17 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   with execution.local_cpp_context():
-    summary = experiment.run_experiment(config_from_flags())
+    summary = experiment.run_experiment(config_from_flags(), resume=_RESUME.value)
   print(f'Rounds:          {summary["rounds_completed"]} ({summary["stop_reason"]}), '
         f'{summary["training_seconds"]:.0f}s of training')
   print(f'Run folder:      {summary["run_dir"]}')
   print(f'Privacy report:  {summary["report"]} (and report.md, epsilon.png)')
-  print(f'SavedModel:      {summary["saved_model"]}')
+  print(f'SavedModel:      {summary["saved_model"]} (model card in its assets)')
   print(f'Epsilon (delta={summary["delta"]:g}): PLD {_fmt(summary["epsilon_pld"])}, '
         f'RDP {_fmt(summary["epsilon_rdp"])}')
-  print(f'Held-out Dice:   {_fmt(summary["holdout_mean_dice"])} '
-        f'(mean over {summary["holdout_subjects"]} subjects, volume Dice)')
+  print(f'Held-out:        Dice {_fmt(summary["holdout_dice"])}, lesion-wise F1 '
+        f'{_fmt(summary["holdout_lesion_f1"])} (volume metrics, mean over '
+        f'{summary["holdout_subjects"]} subjects; per site in summary.md)')
 
 
 def _fmt(value):

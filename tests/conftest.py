@@ -23,9 +23,9 @@ def tiny_tree(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def tiny_prepared(tiny_tree, tmp_path_factory):
-  """The tiny tree converted with one client per site and a third held out."""
+  """The tiny tree, one client per site, a third held out, lesion slices balanced."""
   output = str(tmp_path_factory.mktemp('prepared'))
   manifest = conversion.prepare_dataset(
-      tiny_tree[0], output, client_unit='site', image_size=TINY_IMAGE_SIZE,
-      holdout_fraction=0.34, seed=0)
+      tiny_tree[0], output, client_unit='site', image_size=TINY_IMAGE_SIZE, spacing_mm=6.0,
+      holdout_fraction=0.34, background_ratio=1.0, seed=0)
   return output, manifest

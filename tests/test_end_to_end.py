@@ -20,6 +20,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data_pipelines import nifti
+from data_pipelines import preprocessing
+from tff_stroke import execution
+from tff_stroke import experiment
 from tests.conftest import TINY_IMAGE_SIZE
 
 pytestmark = pytest.mark.e2e
@@ -57,9 +61,11 @@ def _read_json(path):
 
 def test_outputs_and_progress(run):
   run_dir, _, stdout, _ = run
-  for name in ('config.json', 'metrics.csv', 'evaluation.json',
+  for name in ('config.json', 'metrics.csv', 'evaluation.json', 'preprocessing.json',
+               'training_data.json', 'summary.md', 'summary.json',
                'privacy/report.json', 'privacy/report.md', 'privacy/epsilon.png',
-               'privacy/ledger.json', 'saved_model/saved_model.pb'):
+               'privacy/ledger.json', 'saved_model/saved_model.pb',
+               'checkpoints/round_1', 'checkpoints/round_3'):
     assert os.path.exists(os.path.join(run_dir, name)), name
   for round_num in range(1, ROUNDS + 1):
     assert f'round {round_num}/{ROUNDS}:' in stdout
@@ -131,17 +137,30 @@ def test_saved_model_serves_with_stock_tensorflow(run):
     assert asset == f.read()
 
 
-def test_evaluation_is_per_held_out_subject(run):
+def test_evaluation_is_per_held_out_subject_and_site(run):
   run_dir, manifest, _, _ = run
-  result = _read_json(os.path.join(run_dir, 'evaluation.json'))
+  result = _read_json(os.path.join(run_dir, 'evaluation.json'))['held_out_subjects']
   assert sorted(result['per_subject']) == sorted(manifest['holdout']['subjects'])
-  assert 0.0 <= result['mean_dice'] <= 1.0
+  assert sorted(result['per_site']) == ['R001', 'R002', 'R003']
+  assert result['overall']['num_subjects'] == 3
+  for name in ('dice', 'iou', 'lesion_f1'):
+    assert 0.0 <= result['overall'][name] <= 1.0
+  with open(os.path.join(run_dir, 'summary.md')) as f:
+    summary = f.read()
+  assert '| R002 | 1 |' in summary and 'lesion_f1' in summary
 
 
 def test_existing_run_folder_is_not_overwritten(run):
   run_dir, _, _, data_dir = run
   result = run_module(
-      'experiments.run_dp_fedavg', f'--data_dir={data_dir}',
+      'experiments.run_dp_fedavg', f'--data_dir={data_dir}', '--clipped_count_stddev=0.5',
+      f'--root_output_dir={os.path.dirname(run_dir)}', '--experiment_name=tiny')
+  assert result.returncode != 0
+  assert 'holds a run with other settings' in result.stderr
+  assert 'noise_multiplier: 0.6 there, 0.5 now' in result.stderr
+  result = run_module(
+      'experiments.run_dp_fedavg', f'--data_dir={data_dir}', '--noresume',
+      '--clipped_count_stddev=0.5',
       f'--root_output_dir={os.path.dirname(run_dir)}', '--experiment_name=tiny')
   assert result.returncode != 0
   assert 'not empty' in result.stderr
@@ -222,3 +241,71 @@ def test_stray_argument_is_an_error(run):
                       '--experiment_name=other', f'--root_output_dir={run_dir}', 'extra')
   assert result.returncode != 0
   assert "Unexpected arguments: ['extra']" in result.stderr
+
+
+def test_export_matches_the_training_time_keras_model(run):
+  run_dir, manifest, _, _ = run
+  with execution.local_cpp_context():
+    model, round_num = experiment.load_checkpoint_model(run_dir)
+  assert round_num == ROUNDS
+  loaded = tf.saved_model.load(os.path.join(run_dir, 'saved_model'))
+  slices = tf.random.stateless_normal([3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 1], seed=[1, 2])
+  served = loaded.signatures['serving_default'](image=slices)['lesion_probability']
+  np.testing.assert_allclose(served.numpy(), model(slices).numpy(), atol=1e-5)
+
+  # segment_volume repeats the training pipeline inside the graph.
+  image = nifti.load_volume(_subject_image(manifest)).data
+  normalized, _ = preprocessing.normalize_volume(image)
+  fitted = preprocessing.crop_or_pad_in_plane(normalized, TINY_IMAGE_SIZE)
+  predicted = model(np.transpose(fitted, (2, 0, 1))[..., None]).numpy()[..., 0]
+  restored = tf.image.resize_with_crop_or_pad(
+      predicted[..., None], image.shape[0], image.shape[1]).numpy()[..., 0]
+  expected = np.transpose(restored, (1, 2, 0))
+  segmented = loaded.signatures['segment_volume'](volume=tf.constant(image))
+  assert segmented['lesion_probability'].shape == image.shape
+  np.testing.assert_allclose(segmented['lesion_probability'].numpy(), expected, atol=1e-4)
+
+
+def _subject_image(manifest):
+  subject_id = manifest['holdout']['subjects'][0]
+  for root, _, files in os.walk(manifest['source']['bids_dir']):
+    for name in files:
+      if name.startswith(subject_id) and name.endswith('_T1w.nii.gz'):
+        return os.path.join(root, name)
+  raise AssertionError(subject_id)
+
+
+def test_assets_carry_report_preprocessing_and_model_card(run):
+  run_dir, _, _, _ = run
+  assets = os.path.join(run_dir, 'saved_model', 'assets')
+  preprocessing_asset = _read_json(os.path.join(assets, 'preprocessing.json'))
+  assert preprocessing_asset['spacing_mm'] == 6.0
+  assert preprocessing_asset['image_size'] == TINY_IMAGE_SIZE
+  assert preprocessing_asset['channels'] == ['T1w']
+  report = _read_json(os.path.join(run_dir, 'privacy', 'report.json'))
+  with open(os.path.join(assets, 'model_card.md')) as f:
+    card = f.read()
+  assert 'Not for clinical decisions' in card
+  assert f'({report["epsilon_pld"]:.4f}, {DELTA:g})-differential privacy' in card
+  assert 'all data of one site (hospital)' in card
+  assert '| R001 | 1 | 2 |' in card  # site, clients, training subjects
+  assert f'global weights after round {ROUNDS} of {ROUNDS}' in card
+
+
+def test_export_model_writes_an_earlier_round(run, tmp_path):
+  run_dir, _, _, _ = run
+  output = str(tmp_path / 'round2')
+  result = run_module('experiments.export_model', f'--run_dir={run_dir}',
+                      f'--output_dir={output}', '--round=2')
+  assert result.returncode == 0, result.stderr
+  assert 'SavedModel of round 2' in result.stdout
+  with open(os.path.join(output, 'assets', 'model_card.md')) as f:
+    assert f'global weights after round 2 of {ROUNDS}' in f.read()
+  with open(os.path.join(output, 'assets', 'privacy_report.json'), 'rb') as f:
+    asset_sha256 = hashlib.sha256(f.read()).hexdigest()
+  with open(os.path.join(run_dir, 'privacy', 'report.json'), 'rb') as f:
+    assert asset_sha256 == hashlib.sha256(f.read()).hexdigest()
+  missing = run_module('experiments.export_model', f'--run_dir={run_dir}',
+                       f'--output_dir={output}', '--round=7')
+  assert missing.returncode != 0
+  assert 'no checkpoint of round 7; checkpoints: [1, 2, 3]' in missing.stderr

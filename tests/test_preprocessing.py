@@ -1,7 +1,8 @@
-"""Normalisation, in-plane fitting and slicing on small known volumes."""
+"""Resampling, normalisation, crop/pad and slicing on small known volumes."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from data_pipelines import preprocessing
 
@@ -25,18 +26,33 @@ def test_zscore_clips_and_refuses_flat_volumes():
     preprocessing.zscore_normalize(np.ones((3, 3, 3)), np.ones((3, 3, 3), bool))
 
 
-def test_fit_in_plane_keeps_image_and_mask_aligned():
-  # An 8 x 16 x 2 volume with a known cube lesion; fitted to 32 x 32.
-  mask = np.zeros((8, 16, 2), np.uint8)
-  mask[2:6, 4:8, :] = 1
-  image = mask.astype(np.float32) * 5.0
-  fitted_image = preprocessing.fit_in_plane(image, 32, order=1)
-  fitted_mask = preprocessing.fit_in_plane(mask, 32, order=0)
+def test_crop_or_pad_matches_tensorflow_and_keeps_alignment():
+  # 40 rows are cropped to 32 and 20 columns padded to 32; a cube lesion
+  # keeps its place relative to the image.
+  mask = np.zeros((40, 20, 2), np.uint8)
+  mask[10:14, 5:9, :] = 1
+  image = mask.astype(np.float32) * 5.0 + 1.0
+  fitted_image = preprocessing.crop_or_pad_in_plane(image, 32)
+  fitted_mask = preprocessing.crop_or_pad_in_plane(mask, 32)
   assert fitted_image.shape == fitted_mask.shape == (32, 32, 2)
-  # Longer side 16 -> 32 (x2): the 8 rows become 16, padded by 8 above.
   rows, cols = np.nonzero(fitted_mask[:, :, 0])
-  assert (rows.min(), rows.max(), cols.min(), cols.max()) == (12, 19, 8, 15)
-  assert fitted_image[rows, cols, 0].min() > 2.5  # lesion bright where mask is 1
+  assert (rows.min(), rows.max(), cols.min(), cols.max()) == (6, 9, 11, 14)
+  np.testing.assert_array_equal(fitted_image == 6.0, fitted_mask == 1)
+  slices = np.transpose(image, (2, 0, 1))[..., None]
+  reference = tf.image.resize_with_crop_or_pad(slices, 32, 32).numpy()[..., 0]
+  np.testing.assert_array_equal(np.transpose(reference, (1, 2, 0)), fitted_image)
+
+
+def test_resize_there_and_back_keeps_the_grid():
+  volume = np.zeros((30, 24, 18), np.float32)
+  volume[10:20, 8:16, 6:12] = 1.0
+  shape = preprocessing.shape_at_spacing(volume.shape, (1.0, 1.0, 1.0), 2.0)
+  assert shape == (15, 12, 9)
+  coarse = preprocessing.resize_to_shape(volume, shape, order=0)
+  np.testing.assert_array_equal(coarse[5:10, 4:8, 3:6], 1.0)
+  assert coarse.sum() == 5 * 4 * 3
+  back = preprocessing.resize_to_shape(coarse, volume.shape, order=0)
+  np.testing.assert_array_equal(back, volume)
 
 
 def test_brain_slice_indices():

@@ -1,5 +1,7 @@
 """The sampler is Poisson, as the accountant assumes."""
 
+import json
+
 import dp_accounting
 import numpy as np
 import pytest
@@ -80,3 +82,15 @@ def test_each_sampler_makes_the_event_of_its_sampling():
 def test_build_sampler_refuses(mode, m, message):
   with pytest.raises(ValueError, match=message):
     sampling.build_sampler(mode, [f'c{i}' for i in range(10)], m, seed=0)
+
+
+@pytest.mark.parametrize('mode,m', [('poisson', 3.0), ('uniform', 3.0), ('all', 10.0)])
+def test_restored_rng_state_repeats_the_draws(mode, m):
+  ids = [f'c{i}' for i in range(10)]
+  sampler = sampling.build_sampler(mode, ids, m, seed=5)
+  sampler.sample()
+  state = json.loads(json.dumps(sampler.rng_state()))
+  expected = [sampler.sample() for _ in range(3)]
+  resumed = sampling.build_sampler(mode, ids, m, seed=99)
+  resumed.restore_rng_state(state)
+  assert [resumed.sample() for _ in range(3)] == expected

@@ -88,18 +88,20 @@ def build_aggregator(params: AdaptiveClippingParams, *,
   return factory
 
 
-OPTIMIZERS = ('sgd', 'sgdm', 'adam')
+OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi')
 
 
 def build_optimizer(name: str, learning_rate: float, *,
                     momentum: float = 0.9) -> tff.learning.optimizers.Optimizer:
-  """A TFF optimizer by name: 'sgd', 'sgdm' (with `momentum`) or 'adam'."""
+  """A TFF optimizer by name: 'sgd', 'sgdm' (with `momentum`), 'adam' or 'yogi'."""
   if name == 'sgd':
     return tff.learning.optimizers.build_sgdm(learning_rate)
   if name == 'sgdm':
     return tff.learning.optimizers.build_sgdm(learning_rate, momentum=momentum)
   if name == 'adam':
     return tff.learning.optimizers.build_adam(learning_rate)
+  if name == 'yogi':
+    return tff.learning.optimizers.build_yogi(learning_rate)
   raise ValueError(f'optimizer must be one of {OPTIMIZERS}. Found {name!r}.')
 
 

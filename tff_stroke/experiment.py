@@ -1,7 +1,8 @@
 """One DP-FedAvg experiment from a prepared folder to report and SavedModel.
 
-Writes into ROOT/NAME: config.json, metrics.csv, privacy/ledger.json,
-privacy/report.json, evaluation.json and saved_model/.
+Writes into ROOT/NAME: config.json, preprocessing.json, training_data.json,
+metrics.csv, checkpoints/, privacy/ledger.json, privacy/report.{json,md},
+evaluation.json, saved_model/, summary.md and, last, summary.json.
 """
 
 import dataclasses
@@ -16,14 +17,16 @@ import tensorflow_federated as tff
 
 from data_pipelines import client_data as client_data_lib
 from data_pipelines import conversion
-from data_pipelines import tfrecords
 from tff_stroke import budget as budget_lib
+from tff_stroke import checkpoints as checkpoints_lib
 from tff_stroke import dp_fedavg
-from tff_stroke import evaluation
-from tff_stroke import export
+from tff_stroke import json_files
 from tff_stroke import ledger as ledger_lib
+from tff_stroke import model_card
 from tff_stroke import models
 from tff_stroke import privacy_report
+from tff_stroke import run_export
+from tff_stroke import run_folder
 from tff_stroke import sampling as sampling_lib
 from tff_stroke import training_loop
 
@@ -54,6 +57,8 @@ class ExperimentConfig:
   batch_size: int = 8
   base_filters: int = 8
   seed: int = 0
+  checkpoint_every: int = 1
+  checkpoints_to_keep: int = 0
 
   def clipping_params(self) -> dp_fedavg.AdaptiveClippingParams:
     return dp_fedavg.AdaptiveClippingParams(
@@ -73,6 +78,8 @@ def validate(config: ExperimentConfig, client_ids: list[str]):
   """
   if config.total_rounds < 1:
     raise ValueError(f'total_rounds must be >= 1. Found {config.total_rounds}.')
+  if config.checkpoint_every < 1:
+    raise ValueError(f'checkpoint_every must be >= 1. Found {config.checkpoint_every}.')
   if not 0 < config.delta < 1:
     raise ValueError(f'delta must be in (0, 1). Found {config.delta}.')
   for optimizer in (config.client_optimizer, config.server_optimizer):
@@ -88,42 +95,70 @@ def validate(config: ExperimentConfig, client_ids: list[str]):
                                     config.clients_per_round, config.seed)
 
 
-def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print) -> dict:
-  """Trains, accounts, evaluates and exports; returns a summary dict.
+def config_record(config: ExperimentConfig, manifest: dict, sampler) -> dict:
+  """config.json: every setting plus what the data and sampler make of them."""
+  return {**dataclasses.asdict(config), 'num_clients': len(manifest['clients']),
+          'sampling_probability': sampler.sampling_probability,
+          'unit_of_privacy': manifest['client_unit']}
 
-  Raises:
-    FileExistsError: the run folder exists and is not empty.
-    ValueError: the settings cannot run (see `validate`).
-  """
-  run_dir = os.path.join(config.root_output_dir, config.experiment_name)
-  if os.path.isdir(run_dir) and os.listdir(run_dir):
-    raise FileExistsError(f'{run_dir}: run folder exists and is not empty; '
-                          'choose another experiment_name or remove it')
-  manifest = conversion.load_manifest(config.data_dir)
-  client_ids = sorted(manifest['clients'])
-  num_clients = len(client_ids)
-  sampler = validate(config, client_ids)
-  clipping = config.clipping_params()
-  value_noise_multiplier, clipped_count_stddev = clipping.noise_split()
 
-  privacy_dir = os.path.join(run_dir, 'privacy')
-  os.makedirs(privacy_dir, exist_ok=True)
-  with open(os.path.join(run_dir, 'config.json'), 'w') as f:
-    json.dump({**dataclasses.asdict(config), 'num_clients': num_clients,
-               'sampling_probability': sampler.sampling_probability,
-               'unit_of_privacy': manifest['client_unit']}, f, indent=2)
+def load_config(run_dir: str) -> ExperimentConfig:
+  """The ExperimentConfig recorded in a run folder's config.json."""
+  with open(os.path.join(run_dir, run_folder.CONFIG_NAME)) as f:
+    record = json.load(f)
+  names = {field.name for field in dataclasses.fields(ExperimentConfig)}
+  return ExperimentConfig(**{k: v for k, v in record.items() if k in names})
 
-  tf.keras.utils.set_random_seed(config.seed)
-  image_size = manifest['image_size']
-  model_fn = _model_fn(image_size, config.base_filters)
-  process = dp_fedavg.build_process(
-      model_fn,
-      aggregator=dp_fedavg.build_aggregator(clipping, zeroing_norm=config.zeroing_norm),
+
+def build_learning_process(config: ExperimentConfig, image_size: int):
+  """The DP-FedAvg learning process of `config`."""
+  return dp_fedavg.build_process(
+      _model_fn(image_size, config.base_filters),
+      aggregator=dp_fedavg.build_aggregator(config.clipping_params(),
+                                            zeroing_norm=config.zeroing_norm),
       client_optimizer=dp_fedavg.build_optimizer(
           config.client_optimizer, config.client_learning_rate),
       server_optimizer=dp_fedavg.build_optimizer(
           config.server_optimizer, config.server_learning_rate,
           momentum=config.server_momentum))
+
+
+def build_keras_model(config: ExperimentConfig, image_size: int) -> tf.keras.Model:
+  return models.build_unet(image_size, base_filters=config.base_filters)
+
+
+def run_experiment(config: ExperimentConfig, *, resume: bool = True,
+                   log: Callable[[str], None] = print) -> dict:
+  """Trains, accounts, evaluates and exports; returns the run's summary.
+
+  A folder holding this run's checkpoints is resumed after its last one; a
+  finished run is not run again (its summary is returned).
+
+  Raises:
+    FileExistsError: the run folder holds another run, or resume is off and
+      it is not empty.
+    ValueError: the settings cannot run (see `validate`).
+  """
+  run_dir = os.path.join(config.root_output_dir, config.experiment_name)
+  manifest = conversion.load_manifest(config.data_dir)
+  client_ids = sorted(manifest['clients'])
+  sampler = validate(config, client_ids)
+  status = run_folder.open_run_folder(
+      run_dir, config_record(config, manifest, sampler), resume=resume)
+  if status == run_folder.FINISHED:
+    log(f'{run_dir}: already finished; nothing to run')
+    return run_folder.read_summary(run_dir)
+  clipping = config.clipping_params()
+  value_noise_multiplier, clipped_count_stddev = clipping.noise_split()
+  json_files.write_json_atomically(
+      manifest['preprocessing'], os.path.join(run_dir, run_export.PREPROCESSING_NAME), indent=2)
+  json_files.write_json_atomically(
+      model_card.training_data_summary(manifest),
+      os.path.join(run_dir, run_export.TRAINING_DATA_NAME), indent=2)
+
+  tf.keras.utils.set_random_seed(config.seed)
+  image_size = manifest['image_size']
+  process = build_learning_process(config, image_size)
   client_data = client_data_lib.build_client_data(config.data_dir, manifest)
 
   def make_dataset(client_id: str, round_num: int) -> tf.data.Dataset:
@@ -132,25 +167,56 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
             .shuffle(1024, seed=config.seed * 100003 + round_num)
             .batch(config.batch_size))
 
-  ledger = ledger_lib.PrivacyLedger(os.path.join(privacy_dir, 'ledger.json'))
-  log(f'{num_clients} clients ({manifest["client_unit"]}), q = '
+  state = process.initialize()
+  checkpoints = checkpoints_lib.RunCheckpoints(
+      os.path.join(run_dir, run_export.CHECKPOINTS_NAME), config.checkpoints_to_keep)
+  latest = checkpoints.latest_round()
+  checkpoint = None if latest is None else checkpoints.load(latest, state)
+  ledger = ledger_lib.PrivacyLedger.resume(
+      os.path.join(run_dir, 'privacy', 'ledger.json'),
+      checkpoint.ledger_entries if checkpoint else [])
+  if checkpoint:
+    state = checkpoint.server_state
+    sampler.restore_rng_state(checkpoint.sampler_rng_state)
+    log(f'resuming {run_dir} after round {checkpoint.round_num}')
+  if ledger.discarded:
+    log(f'{len(ledger.discarded)} round executions after the last checkpoint are '
+        'repeated; they still count towards epsilon')
+
+  def save_checkpoint(round_num, state, rows):
+    checkpoints.save(checkpoints_lib.Checkpoint(
+        round_num=round_num, server_state=state, ledger_entries=ledger.entries,
+        sampler_rng_state=sampler.rng_state(), metrics_rows=rows))
+
+  last_rows = list(checkpoint.metrics_rows) if checkpoint else []
+
+  def after_round(round_num, state, rows):
+    last_rows[:] = rows
+    if round_num % config.checkpoint_every == 0 or round_num == config.total_rounds:
+      save_checkpoint(round_num, state, rows)
+
+  log(f'{len(client_ids)} clients ({manifest["client_unit"]}), q = '
       f'{sampler.sampling_probability:.4f}, noise multiplier {config.noise_multiplier} '
       f'(value {value_noise_multiplier:.4f}, clipped-count stddev {clipped_count_stddev:.4f})')
   start = time.monotonic()
   budget = None if config.target_epsilon is None else budget_lib.EpsilonBudget(
       config.target_epsilon, config.delta, config.budget_accountant)
   state, stop_reason = training_loop.run_rounds(
-      process, process.initialize(), sampler=sampler, make_dataset=make_dataset,
+      process, state, sampler=sampler, make_dataset=make_dataset,
       total_rounds=config.total_rounds, ledger=ledger,
       metrics_path=os.path.join(run_dir, 'metrics.csv'),
       initial_clip_norm=config.initial_l2_norm_clip,
       expected_aggregator_event=clipping.expected_aggregator_event(),
-      budget=budget, log=log)
+      budget=budget, previous_rows=checkpoint.metrics_rows if checkpoint else (),
+      after_round=after_round, log=log)
   training_seconds = time.monotonic() - start
+  rounds_completed = len(ledger.entries)
+  if rounds_completed and checkpoints.latest_round() != rounds_completed:
+    save_checkpoint(rounds_completed, state, last_rows)
 
   log('computing epsilon after every round (RDP and PLD)...')
   report = privacy_report.build_report(
-      ledger.round_events(), delta=config.delta, num_clients=num_clients,
+      ledger.round_events(), delta=config.delta, num_clients=len(client_ids),
       clients_per_round=config.clients_per_round, sampling=config.sampling,
       sampling_probability=sampler.sampling_probability,
       noise_multiplier=config.noise_multiplier,
@@ -161,27 +227,45 @@ def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print)
                 'target_unclipped_quantile': config.target_unclipped_quantile,
                 'clip_learning_rate': config.clip_learning_rate},
       zeroing_norm=config.zeroing_norm, unit_of_privacy=manifest['client_unit'],
-      ledger_sha256=ledger.sha256(),
-      stop_reason=stop_reason)
-  privacy_report.write_report(report, privacy_dir, target_epsilon=config.target_epsilon)
-  report_path = os.path.join(privacy_dir, 'report.json')
+      ledger_sha256=ledger.sha256(), stop_reason=stop_reason,
+      rounds_discarded=len(ledger.discarded))
+  privacy_report.write_report(report, os.path.join(run_dir, 'privacy'),
+                              target_epsilon=config.target_epsilon)
 
   log('evaluating held-out subjects and exporting the SavedModel...')
-  model = models.build_unet(image_size, base_filters=config.base_filters)
+  model = build_keras_model(config, image_size)
   process.get_model_weights(state).assign_weights_to(model)
-  holdout = tfrecords.read_slices(
-      client_data_lib.holdout_path(config.data_dir, manifest), image_size)
-  evaluation_result = evaluation.evaluate_subjects(model, holdout)
-  with open(os.path.join(run_dir, 'evaluation.json'), 'w') as f:
-    json.dump(evaluation_result, f, indent=2)
+  evaluation_result = run_export.evaluate_holdout(model, config.data_dir, manifest)
+  json_files.write_json_atomically(
+      evaluation_result, os.path.join(run_dir, run_export.EVALUATION_NAME), indent=2)
   saved_model_dir = os.path.join(run_dir, 'saved_model')
-  export.export_saved_model(model, saved_model_dir, privacy_report_path=report_path)
-  return {'run_dir': run_dir, 'report': report_path, 'saved_model': saved_model_dir,
-          'epsilon_rdp': report['epsilon_rdp'], 'epsilon_pld': report['epsilon_pld'],
-          'delta': config.delta, 'holdout_mean_dice': evaluation_result['mean_dice'],
-          'holdout_subjects': evaluation_result['num_subjects'],
-          'rounds_completed': report['rounds_completed'], 'stop_reason': stop_reason,
-          'training_seconds': training_seconds}
+  run_export.export_run_model(
+      run_dir, model, evaluation_result, saved_model_dir,
+      provenance=f'DP-FedAvg, global weights after round {rounds_completed} of '
+                 f'{rounds_completed}')
+  overall = evaluation_result['held_out_subjects']['overall']
+  summary = {
+      'run_dir': run_dir, 'report': os.path.join(run_dir, 'privacy', 'report.json'),
+      'saved_model': saved_model_dir, 'epsilon_rdp': report['epsilon_rdp'],
+      'epsilon_pld': report['epsilon_pld'], 'delta': config.delta,
+      'holdout_dice': overall['dice'], 'holdout_lesion_f1': overall['lesion_f1'],
+      'holdout_subjects': overall['num_subjects'],
+      'rounds_completed': rounds_completed, 'stop_reason': stop_reason,
+      'training_seconds': training_seconds}
+  run_export.write_run_summary_markdown(run_dir, [
+      f'DP-FedAvg: {rounds_completed} rounds ({stop_reason}), {training_seconds:.0f} s '
+      'of training in the last session',
+      f'Epsilon at delta {config.delta:g}: PLD {_epsilon_text(report["epsilon_pld"])}, '
+      f'RDP {_epsilon_text(report["epsilon_rdp"])} (privacy/report.md)',
+      'saved_model/: signatures serving_default and segment_volume; assets '
+      'privacy_report.json, preprocessing.json, model_card.md',
+  ], evaluation_result)
+  run_folder.write_summary(run_dir, summary)
+  return summary
+
+
+def _epsilon_text(value: Optional[float]) -> str:
+  return 'no finite bound' if value is None else f'{value:.4g}'
 
 
 def _model_fn(image_size: int, base_filters: int):
@@ -194,3 +278,30 @@ def _model_fn(image_size: int, base_filters: int):
         loss=models.DiceBCELoss(), input_spec=input_spec,
         metrics=[models.PooledDice()])
   return model_fn
+
+
+def load_checkpoint_model(run_dir: str, round_num: Optional[int] = None
+                          ) -> tuple[tf.keras.Model, int]:
+  """The Keras model with the global weights of a checkpoint; (model, round).
+
+  `round_num` None takes the last checkpoint. Needs a TFF execution context
+  (the process's initial state gives the checkpoint's structure).
+
+  Raises:
+    FileNotFoundError: the run has no checkpoint of that round.
+  """
+  config = load_config(run_dir)
+  checkpoints = checkpoints_lib.RunCheckpoints(
+      os.path.join(run_dir, run_export.CHECKPOINTS_NAME))
+  available = checkpoints.rounds()
+  round_num = max(available, default=None) if round_num is None else round_num
+  if round_num not in available:
+    raise FileNotFoundError(f'{run_dir}: no checkpoint of round {round_num}; '
+                            f'checkpoints: {available or "none"}')
+  with open(os.path.join(run_dir, run_export.PREPROCESSING_NAME)) as f:
+    image_size = json.load(f)['image_size']
+  process = build_learning_process(config, image_size)
+  checkpoint = checkpoints.load(round_num, process.initialize())
+  model = build_keras_model(config, image_size)
+  process.get_model_weights(checkpoint.server_state).assign_weights_to(model)
+  return model, round_num

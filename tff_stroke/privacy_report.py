@@ -47,14 +47,23 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
                  clipped_count_stddev: Optional[float], clipping: dict,
                  zeroing_norm: Optional[float], unit_of_privacy: str,
                  ledger_sha256: Optional[str],
-                 stop_reason: str = 'completed total_rounds') -> dict:
-  """The report dict: settings, epsilon by RDP and PLD, and per-round epsilon."""
+                 stop_reason: str = 'completed total_rounds',
+                 rounds_discarded: int = 0) -> dict:
+  """The report dict: settings, epsilon by RDP and PLD, and per-round epsilon.
+
+  `round_events` holds every round execution, the `rounds_discarded` lost to
+  restarts first (see ledger.PrivacyLedger.resume).
+  """
   curve = accounting.epsilon_per_round(round_events, delta)
   with_pld = accounting.pld_supported(round_events)
   warnings = []
   if delta >= 1.0 / num_clients:
     warnings.append(f'delta {delta:g} is not below 1/num_clients = '
                     f'{1.0 / num_clients:g}: the guarantee is weak.')
+  if rounds_discarded:
+    warnings.append(f'{rounds_discarded} round executions ran after the last checkpoint '
+                    'of an interrupted run and were repeated on resume; they count '
+                    'towards epsilon and are the first points of per_round.')
   if noise_multiplier == 0.0:
     warnings.append('noise_multiplier is 0: no differential privacy (epsilon is null).')
   relation = accounting.neighboring_relation(round_events)
@@ -75,7 +84,8 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
       'sampling_probability': sampling_probability,
       'num_clients': num_clients,
       'expected_clients_per_round': clients_per_round,
-      'rounds_completed': len(round_events),
+      'rounds_completed': len(round_events) - rounds_discarded,
+      'round_executions_discarded': rounds_discarded,
       'stop_reason': stop_reason,
       'unit_of_privacy': unit_of_privacy,
       'unit_of_privacy_meaning': ('replacing ' if relation.name == 'REPLACE_ONE'

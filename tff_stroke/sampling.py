@@ -18,7 +18,20 @@ import numpy as np
 SAMPLING_MODES = ('poisson', 'uniform', 'all')
 
 
-class PoissonSampler:
+class _SeededSampler:
+  """A sampler whose draws come from one numpy Generator; its state checkpoints."""
+
+  def __init__(self, seed: int):
+    self._rng = np.random.default_rng(seed)
+
+  def rng_state(self) -> dict:
+    return self._rng.bit_generator.state
+
+  def restore_rng_state(self, state: dict) -> None:
+    self._rng.bit_generator.state = state
+
+
+class PoissonSampler(_SeededSampler):
   """Draws each round's clients by independent Bernoulli(q) trials."""
 
   mode = 'poisson'
@@ -27,9 +40,9 @@ class PoissonSampler:
     if not 0.0 < sampling_probability <= 1.0:
       raise ValueError('sampling_probability must be in (0, 1]. '
                        f'Found {sampling_probability}.')
+    super().__init__(seed)
     self.client_ids = _sorted_ids(client_ids)
     self.sampling_probability = sampling_probability
-    self._rng = np.random.default_rng(seed)
 
   def sample(self) -> list[str]:
     joins = self._rng.random(len(self.client_ids)) < self.sampling_probability
@@ -39,7 +52,7 @@ class PoissonSampler:
     return dp_accounting.PoissonSampledDpEvent(self.sampling_probability, gaussian)
 
 
-class UniformSampler:
+class UniformSampler(_SeededSampler):
   """Draws exactly `sample_size` clients per round, without replacement."""
 
   mode = 'uniform'
@@ -49,9 +62,9 @@ class UniformSampler:
     if not 0 < sample_size <= len(self.client_ids):
       raise ValueError(f'sample_size must be in [1, {len(self.client_ids)}]. '
                        f'Found {sample_size}.')
+    super().__init__(seed)
     self.sample_size = sample_size
     self.sampling_probability = sample_size / len(self.client_ids)
-    self._rng = np.random.default_rng(seed)
 
   def sample(self) -> list[str]:
     chosen = self._rng.choice(len(self.client_ids), self.sample_size, replace=False)
@@ -74,6 +87,12 @@ class AllClientsSampler:
 
   def sample(self) -> list[str]:
     return list(self.client_ids)
+
+  def rng_state(self) -> dict:
+    return {}
+
+  def restore_rng_state(self, state: dict) -> None:
+    del state  # nothing is random
 
   def round_event(self, gaussian: dp_accounting.GaussianDpEvent) -> dp_accounting.DpEvent:
     return gaussian

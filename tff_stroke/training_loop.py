@@ -1,10 +1,12 @@
 """The round loop: sample clients, run a round, record it in ledger and metrics.
 
 Every round that ran is recorded: the ledger entry is written before the next
-round starts, and an exception ends the loop instead of skipping a round.
+round starts, and an exception ends the loop instead of skipping a round. A
+resumed run passes the ledger and metrics rows of its checkpoint and the
+loop continues after the ledger's last round.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import csv
 import time
 from typing import Any, Optional
@@ -48,8 +50,10 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
                metrics_path: str, initial_clip_norm: float,
                expected_aggregator_event: dp_accounting.DpEvent,
                budget: Optional[budget_lib.EpsilonBudget] = None,
+               previous_rows: Sequence[dict] = (),
+               after_round: Optional[Callable[[int, Any, list[dict]], None]] = None,
                log: Callable[[str], None] = print) -> tuple[Any, str]:
-  """Runs up to `total_rounds` rounds; returns (final server state, stop reason).
+  """Runs rounds up to `total_rounds`; returns (final server state, stop reason).
 
   Args:
     process: a DP-FedAvg learning process (see `dp_fedavg.build_process`).
@@ -64,15 +68,24 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
     expected_aggregator_event: the aggregator's event for round 1 (later
       rounds expect the event of the round before).
     budget: if given, a round runs only if epsilon after it stays within it.
+    previous_rows: metrics rows of the rounds already in `ledger` (resume).
+    after_round: called with (round_num, state, metrics rows so far) after
+      each round is recorded; checkpoints and evaluation hook in here.
     log: receives one progress line per round.
   """
-  clip_norm = initial_clip_norm
-  next_aggregator_event = expected_aggregator_event
+  rows = [dict(r) for r in previous_rows]
+  if len(rows) != len(ledger.entries):
+    raise ValueError(f'{len(rows)} metrics rows for {len(ledger.entries)} ledger rounds')
+  clip_norm = rows[-1]['next_clip_norm'] if rows else initial_clip_norm
+  next_aggregator_event = (
+      dp_events.event_from_json(ledger.entries[-1]['aggregator_event'])
+      if ledger.entries else expected_aggregator_event)
   stop_reason = 'completed total_rounds'
   with open(metrics_path, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
     writer.writeheader()
-    for round_num in range(1, total_rounds + 1):
+    writer.writerows(rows)
+    for round_num in range(len(rows) + 1, total_rounds + 1):
       if budget is not None:
         planned = sampler.round_event(dp_events.gaussian_equivalent(next_aggregator_event))
         if not budget.allows(ledger.round_events() + [planned]):
@@ -97,8 +110,11 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
           clients_sampled=len(clients), clip_norm=row['clip_norm'])
       writer.writerow(row)
       f.flush()
+      rows.append(row)
       clip_norm = row['next_clip_norm']
       log(f'round {round_num}/{total_rounds}: {len(clients)} clients, '
           f'loss {row["loss"]:.4f}, clip {row["clip_norm"]:.4f}, '
           f'{row["seconds"]:.1f}s')
+      if after_round is not None:
+        after_round(round_num, state, rows)
   return state, stop_reason

@@ -63,9 +63,13 @@ def verify_run(run_dir: str) -> tuple[list[str], dict]:
       problems.append(f'{key}: config.json has {config.get(key)!r}, '
                       f'report.json has {report.get(key)!r}')
 
+  discarded = ledger.get('discarded', [])
+  if report.get('round_executions_discarded', 0) != len(discarded):
+    problems.append(f'report says {report.get("round_executions_discarded")} discarded '
+                    f'round executions, the ledger holds {len(discarded)}')
   try:
-    events = [dp_events.event_from_json(e['round_event']) for e in entries]
-    for entry in entries:
+    events = [dp_events.event_from_json(e['round_event']) for e in discarded + entries]
+    for entry in discarded + entries:
       aggregator_event = dp_events.event_from_json(entry['aggregator_event'])
       z = dp_events.effective_noise_multiplier(aggregator_event)
       if not _close(z, config.get('noise_multiplier'), NOISE_TOLERANCE):
