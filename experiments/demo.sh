@@ -8,16 +8,16 @@ export TF_CPP_MIN_LOG_LEVEL=2
 rm -rf "$root/demo_bids" "$root/demo_prepared" "$root/demo"
 mkdir -p "$root"
 
-echo "== 1/3 synthesize: 8 sites x 8 subjects (ATLAS R2.0 layout, 3 mm)"
+echo "== 1/4 synthesize: 8 sites x 8 subjects (ATLAS R2.0 layout, 3 mm)"
 $py -m data_pipelines.synthesize --output_dir="$root/demo_bids" \
     --num_sites=8 --subjects_per_site=8 --voxel_size_mm=3 --seed=0
 
-echo "== 2/3 prepare: one client per subject, 64x64 axial slices, 2 subjects per site held out"
+echo "== 2/4 prepare: one client per subject, 64x64 axial slices, 2 subjects per site held out"
 $py -m data_pipelines.prepare --bids_dir="$root/demo_bids" \
     --output_dir="$root/demo_prepared" --client_unit=subject --image_size=64 --spacing_mm=3 \
     --holdout_fraction=0.25 --background_ratio=0.5 --seed=0
 
-echo "== 3/3 train: DP-FedAvg, adaptive clipping, Poisson sampling (16 of 48 clients per round expected)"
+echo "== 3/4 train: DP-FedAvg, adaptive clipping, Poisson sampling (16 of 48 clients per round expected)"
 $py -m experiments.run_dp_fedavg --data_dir="$root/demo_prepared" \
     --root_output_dir="$root" --experiment_name=demo --total_rounds=30 \
     --clients_per_round=16 --noise_multiplier=0.3 --delta=1e-5 \
@@ -27,3 +27,11 @@ $py -m experiments.run_dp_fedavg --data_dir="$root/demo_prepared" \
 
 echo "== verify the privacy report"
 $py -m experiments.privacy_report --run_dir="$root/demo" --verify
+
+echo "== 4/4 predict: segment a held-out subject's raw T1w with the exported SavedModel"
+subject=$($py -c "import json,sys; print(json.load(open(sys.argv[1]))['holdout']['subjects'][0])" \
+    "$root/demo_prepared/manifest.json")
+t1w=$(find "$root/demo_bids" -name "${subject}_*_T1w.nii.gz" | head -n 1)
+$py -m experiments.predict --saved_model="$root/demo/saved_model" --input="$t1w" \
+    --output="$root/demo/predictions/${subject}_mask.nii.gz" \
+    --probabilities="$root/demo/predictions/${subject}_prob.nii.gz"

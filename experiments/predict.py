@@ -33,6 +33,9 @@ flags.mark_flags_as_required(['saved_model', 'input', 'output'])
 def _jobs() -> list[tuple[str, str, str]]:
   """(input, mask output, probability output or None) per volume."""
   if not os.path.isdir(_INPUT.value):
+    for output in (_OUTPUT.value, _PROBABILITIES.value):
+      if output and os.path.dirname(output):
+        os.makedirs(os.path.dirname(output), exist_ok=True)
     return [(_INPUT.value, _OUTPUT.value, _PROBABILITIES.value)]
   os.makedirs(_OUTPUT.value, exist_ok=True)
   if _PROBABILITIES.value:
