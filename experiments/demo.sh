@@ -23,7 +23,7 @@ $py -m experiments.run_dp_fedavg --data_dir="$root/demo_prepared" \
     --clients_per_round=16 --noise_multiplier=0.3 --delta=1e-5 \
     --client_optimizer=adam --client_learning_rate=0.003 --batch_size=4 \
     --server_optimizer=sgd --server_learning_rate=1.0 \
-    --initial_l2_norm_clip=1.0 --base_filters=4 --seed=0
+    --l2_norm_clip=1.0 --base_filters=4 --seed=0
 
 echo "== verify the privacy report"
 $py -m experiments.privacy_report --run_dir="$root/demo" --verify

@@ -43,7 +43,8 @@ def main(argv):
     evaluation_result = None
   run_export.export_run_model(
       run_dir, model, evaluation_result, _OUTPUT_DIR.value,
-      provenance=f'DP-FedAvg, global weights after round {round_num} of {rounds}')
+      provenance=f'{experiment.ALGORITHM_NAMES[config.aggregator]}, global weights '
+                 f'after round {round_num} of {rounds}')
   print(f'SavedModel of round {round_num}: {_OUTPUT_DIR.value} '
         '(signatures serving_default and segment_volume; model card in assets/)')
 

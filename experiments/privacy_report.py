@@ -20,7 +20,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from tff_stroke import accounting
-from tff_stroke import dp_fedavg
+from tff_stroke import aggregation
 from tff_stroke import privacy_planning
 from tff_stroke import privacy_report
 from tff_stroke import sampling
@@ -75,18 +75,21 @@ def plan() -> dict:
     z = privacy_planning.calibrate_noise_multiplier(
         planned, target_epsilon=_TARGET_EPSILON.value, delta=_DELTA.value,
         accountant=_ACCOUNTANT.value)
-  advice = privacy_planning.adaptive_clipping_advice(
-      z, _CLIENTS_PER_ROUND.value, _CLIPPED_COUNT_STDDEV.value)
-  value_z, count_stddev = (None, None) if advice else dp_fedavg.AdaptiveClippingParams(
-      noise_multiplier=z, clients_per_round=_CLIENTS_PER_ROUND.value,
-      clipped_count_stddev=_CLIPPED_COUNT_STDDEV.value).noise_split()
+  planned_aggregation = aggregation.Aggregation(
+      'dp_ftrl' if _SAMPLING.value == 'shuffled' else 'dp_adaptive', z,
+      _CLIENTS_PER_ROUND.value, clipped_count_stddev=_CLIPPED_COUNT_STDDEV.value,
+      zeroing_norm=None)
+  try:
+    (value_z, count_stddev), advice = planned_aggregation.noise_split(), None
+  except ValueError as e:
+    (value_z, count_stddev), advice = (None, None), str(e)
   events = planned.events(z)
   report = privacy_report.build_report(
       events, delta=_DELTA.value, num_clients=_NUM_CLIENTS.value,
       clients_per_round=_CLIENTS_PER_ROUND.value, sampling=_SAMPLING.value,
       sampling_probability=planned.sampler().sampling_probability, noise_multiplier=z,
       value_noise_multiplier=value_z, clipped_count_stddev=count_stddev,
-      clipping={'kind': 'adaptive (Andrew et al. 2021)'}, zeroing_norm=None,
+      mechanism=planned_aggregation.report_record(),
       unit_of_privacy=_UNIT_OF_PRIVACY.value, ledger_sha256=None,
       stop_reason='planned (no training)')
   if _TARGET_EPSILON.value is not None:

@@ -22,6 +22,7 @@ _OPTIMIZER = flags.DEFINE_enum('optimizer', 'adam', list(centralized.KERAS_OPTIM
                                'Optimizer.')
 _LEARNING_RATE = flags.DEFINE_float('learning_rate', 0.003, 'Learning rate.')
 _BASE_FILTERS = flags.DEFINE_integer('base_filters', 8, 'U-Net filters at the first level.')
+_UNET_DEPTH = flags.DEFINE_integer('unet_depth', 3, 'U-Net down-sampling steps.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seeds shuffling and initial weights.')
 flags.mark_flags_as_required(['data_dir', 'experiment_name'])
 
@@ -34,6 +35,7 @@ def main(argv):
       experiment_name=_EXPERIMENT_NAME.value, epochs=_EPOCHS.value,
       batch_size=_BATCH_SIZE.value, optimizer=_OPTIMIZER.value,
       learning_rate=_LEARNING_RATE.value, base_filters=_BASE_FILTERS.value,
+      unet_depth=_UNET_DEPTH.value,
       seed=_SEED.value))
   print(f'Run folder:  {summary["run_dir"]} (summary.md)')
   print(f'SavedModel:  {summary["saved_model"]} (not differentially private)')

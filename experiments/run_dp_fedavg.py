@@ -1,8 +1,8 @@
-"""Trains the U-Net with DP-FedAvg (adaptive clipping) and reports epsilon.
+"""Trains the U-Net federated (FedAvg, DP-FedAvg or DP-FTRL) and reports epsilon.
 
   python -m experiments.run_dp_fedavg --data_dir=OUT --root_output_dir=runs \
       --experiment_name=NAME --total_rounds=20 --clients_per_round=3 \
-      --noise_multiplier=0.5 --delta=1e-5
+      --noise_multiplier=0.5 --delta=1e-5 [--aggregator=dp_adaptive]
 """
 
 import os
@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 
 from tff_stroke import accounting
+from tff_stroke import aggregation
 from tff_stroke import dp_fedavg
 from tff_stroke import execution
 from tff_stroke import experiment
@@ -30,6 +31,9 @@ _RESUME = flags.DEFINE_bool(
 _CHECKPOINT_EVERY = flags.DEFINE_integer('checkpoint_every', 1, 'Rounds between checkpoints.')
 _CHECKPOINTS_TO_KEEP = flags.DEFINE_integer(
     'checkpoints_to_keep', 0, 'Newest checkpoints kept besides the first; 0 keeps all.')
+_EVAL_EVERY = flags.DEFINE_integer(
+    'eval_every', 0, 'Evaluate the held-out subjects every this many rounds (metrics.csv, '
+    'TensorBoard); 0: only after the last round.')
 
 # Federated training.
 _TOTAL_ROUNDS = flags.DEFINE_integer('total_rounds', 20, 'Rounds to run.')
@@ -46,8 +50,15 @@ _SERVER_OPTIMIZER = flags.DEFINE_enum('server_optimizer', 'sgdm', dp_fedavg.OPTI
 _SERVER_LEARNING_RATE = flags.DEFINE_float('server_learning_rate', 1.0, 'Server learning rate.')
 _SERVER_MOMENTUM = flags.DEFINE_float('server_momentum', 0.9, 'Momentum of sgdm on the server.')
 _BASE_FILTERS = flags.DEFINE_integer('base_filters', 8, 'U-Net filters at the first level.')
+_UNET_DEPTH = flags.DEFINE_integer('unet_depth', 3, 'U-Net down-sampling steps.')
+_LOOP = flags.DEFINE_enum('loop', 'dataset_iterator', list(dp_fedavg.LOOPS),
+                          "How clients iterate their data (TFF's loop implementation).")
 
-# Differential privacy.
+# Aggregation and differential privacy.
+_AGGREGATOR = flags.DEFINE_enum(
+    'aggregator', 'dp_adaptive', aggregation.AGGREGATORS,
+    'none: FedAvg; dp_fixed: Gaussian, fixed clip; dp_adaptive: adaptive clipping '
+    "(Andrew et al. 2021); dp_ftrl: tree aggregation (needs --sampling=shuffled).")
 _NOISE_MULTIPLIER = flags.DEFINE_float('noise_multiplier', 0.5, 'Effective noise multiplier z.')
 _DELTA = flags.DEFINE_float('delta', 1e-5, 'Target delta of the report.')
 _TARGET_EPSILON = flags.DEFINE_float(
@@ -57,7 +68,8 @@ _BUDGET_ACCOUNTANT = flags.DEFINE_enum('budget_accountant', 'pld', accounting.AC
 _CLIPPED_COUNT_STDDEV = flags.DEFINE_float(
     'clipped_count_stddev', None, 'Noise stddev of the clipped count; default '
     '0.05 * clients_per_round. Must exceed noise_multiplier / 2.')
-_INITIAL_CLIP = flags.DEFINE_float('initial_l2_norm_clip', 0.1, 'Initial clip norm.')
+_L2_NORM_CLIP = flags.DEFINE_float(
+    'l2_norm_clip', 0.1, 'Clip norm: fixed for dp_fixed and dp_ftrl, initial for dp_adaptive.')
 _TARGET_QUANTILE = flags.DEFINE_float('target_unclipped_quantile', 0.5,
                                       'Quantile of update norms the clip tracks.')
 _CLIP_LEARNING_RATE = flags.DEFINE_float('clip_learning_rate', 0.2, 'Clip adaptation rate.')
@@ -74,9 +86,9 @@ def config_from_flags() -> experiment.ExperimentConfig:
       experiment_name=_EXPERIMENT_NAME.value, total_rounds=_TOTAL_ROUNDS.value,
       clients_per_round=_CLIENTS_PER_ROUND.value,
       noise_multiplier=_NOISE_MULTIPLIER.value, delta=_DELTA.value,
-      sampling=_SAMPLING.value, target_epsilon=_TARGET_EPSILON.value,
+      aggregator=_AGGREGATOR.value, sampling=_SAMPLING.value, target_epsilon=_TARGET_EPSILON.value,
       budget_accountant=_BUDGET_ACCOUNTANT.value, clipped_count_stddev=_CLIPPED_COUNT_STDDEV.value,
-      initial_l2_norm_clip=_INITIAL_CLIP.value,
+      l2_norm_clip=_L2_NORM_CLIP.value,
       target_unclipped_quantile=_TARGET_QUANTILE.value,
       clip_learning_rate=_CLIP_LEARNING_RATE.value,
       zeroing_norm=_ZEROING_NORM.value if _ZEROING_NORM.value >= 0 else None,
@@ -85,17 +97,23 @@ def config_from_flags() -> experiment.ExperimentConfig:
       server_optimizer=_SERVER_OPTIMIZER.value,
       server_learning_rate=_SERVER_LEARNING_RATE.value,
       server_momentum=_SERVER_MOMENTUM.value, batch_size=_BATCH_SIZE.value,
-      base_filters=_BASE_FILTERS.value, seed=_SEED.value,
+      base_filters=_BASE_FILTERS.value, unet_depth=_UNET_DEPTH.value, seed=_SEED.value,
       checkpoint_every=_CHECKPOINT_EVERY.value,
-      checkpoints_to_keep=_CHECKPOINTS_TO_KEEP.value)
+      checkpoints_to_keep=_CHECKPOINTS_TO_KEEP.value, eval_every=_EVAL_EVERY.value,
+      loop=_LOOP.value)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
+  config = config_from_flags()
+  try:
+    experiment.validate_data(config)
+  except (ValueError, FileNotFoundError) as e:
+    raise app.UsageError(str(e)) from e
   with execution.local_cpp_context():
-    summary = experiment.run_experiment(config_from_flags(), resume=_RESUME.value)
+    summary = experiment.run_experiment(config, resume=_RESUME.value)
   print(f'Rounds:          {summary["rounds_completed"]} ({summary["stop_reason"]}), '
         f'{summary["training_seconds"]:.0f}s of training')
   print(f'Run folder:      {summary["run_dir"]}')

@@ -8,6 +8,7 @@ from dp_accounting import rdp
 import pytest
 
 from tff_stroke import accounting
+from tff_stroke import dp_events
 
 
 def poisson_gaussian(q, z):
@@ -91,3 +92,23 @@ def test_delta_for_epsilon_inverts_epsilon():
   _, delta_pld = accounting.delta_for_epsilon(events, eps_pld)
   assert delta_pld == pytest.approx(1e-5, rel=1e-2)
   assert delta_rdp <= 1e-5 * 1.01
+
+
+def test_tree_of_ten_steps_is_a_gaussian_with_z_over_two():
+  # ceil(log2(10 + 1)) = 4 levels: RDP 4 * alpha / (2 z^2), a Gaussian with z / 2.
+  leaves = [dp_accounting.SingleEpochTreeAggregationDpEvent(1.5, 1)] * 10
+  expected, _ = accounting.epsilon_rdp([dp_accounting.GaussianDpEvent(0.75)], 1e-5)
+  assert accounting.epsilon_rdp(leaves, 1e-5)[0] == pytest.approx(expected, rel=1e-12)
+  curve = accounting.epsilon_per_round(leaves, 1e-5)
+  assert curve[0].epsilon_rdp == pytest.approx(
+      accounting.epsilon_rdp([dp_accounting.GaussianDpEvent(1.5)], 1e-5)[0])
+  assert curve[-1].epsilon_rdp == pytest.approx(expected)
+  assert all(e.epsilon_pld is None for e in curve)
+
+
+def test_tree_leaves_mixed_with_other_events_are_refused():
+  leaf = dp_accounting.SingleEpochTreeAggregationDpEvent(1.0, 1)
+  with pytest.raises(dp_events.UnsupportedDpEventError, match='leaves of\\s+one tree'):
+    accounting.epsilon_rdp([leaf, dp_accounting.GaussianDpEvent(1.0)], 1e-5)
+  with pytest.raises(dp_events.UnsupportedDpEventError):
+    accounting.epsilon_rdp([leaf, dp_accounting.SingleEpochTreeAggregationDpEvent(2.0, 1)], 1e-5)

@@ -3,6 +3,7 @@
 import dp_accounting
 import pytest
 
+from tff_stroke import aggregation
 from tff_stroke import dp_fedavg
 from tff_stroke import experiment
 from tff_stroke import privacy_report
@@ -42,10 +43,31 @@ def test_noise_split_matches_tff():
     ({'sampling': 'fixed'}, 'sampling must be one of'),
     ({'server_optimizer': 'rmsprop'}, 'optimizer must be one of'),
     ({'noise_multiplier': -1.0}, 'non-negative'),
+    ({'aggregator': 'dp_median'}, 'aggregator must be one of'),
+    ({'aggregator': 'none'}, "aggregator 'none' adds no noise; set noise_multiplier to 0"),
+    ({'aggregator': 'none', 'noise_multiplier': 0.0, 'target_epsilon': 5.0},
+     'target_epsilon needs a DP aggregator'),
+    ({'aggregator': 'dp_fixed', 'l2_norm_clip': 0.0}, 'l2_norm_clip must be positive'),
+    ({'aggregator': 'dp_ftrl'}, "'dp_ftrl' needs sampling 'shuffled'"),
+    ({'aggregator': 'dp_ftrl', 'sampling': 'shuffled', 'server_optimizer': 'adam'},
+     "set server_optimizer to 'sgd' or 'sgdm'"),
+    ({'aggregator': 'dp_ftrl', 'sampling': 'shuffled', 'total_rounds': 3},
+     '10 clients at 4 per round allow 2 rounds, not 3'),
+    ({'aggregator': 'dp_adaptive', 'sampling': 'shuffled'},
+     "'shuffled' is accounted only for aggregator 'dp_ftrl'"),
+    ({'eval_every': -1}, 'eval_every must be >= 0'),
 ])
 def test_bad_settings(overrides, message):
   with pytest.raises(ValueError, match=message):
     experiment.validate(_config(**overrides), CLIENTS)
+
+
+def test_dp_ftrl_within_one_pass_is_accepted():
+  sampler = experiment.validate(_config(aggregator='dp_ftrl', sampling='shuffled',
+                                        total_rounds=2, noise_multiplier=2.0), CLIENTS)
+  assert sampler.max_rounds == 2
+  # dp_adaptive would refuse z = 2 with 4 clients per round; dp_fixed does not.
+  experiment.validate(_config(aggregator='dp_fixed', noise_multiplier=2.0), CLIENTS)
 
 
 def test_report_warns_when_delta_is_not_below_one_over_n():
@@ -53,7 +75,8 @@ def test_report_warns_when_delta_is_not_below_one_over_n():
   report = privacy_report.build_report(
       events, delta=0.25, num_clients=4, clients_per_round=2.0, sampling='poisson',
       sampling_probability=0.5, noise_multiplier=1.0, value_noise_multiplier=1.2,
-      clipped_count_stddev=1.0, clipping={}, zeroing_norm=None,
+      clipped_count_stddev=1.0,
+      mechanism=aggregation.Aggregation('dp_adaptive', 1.0, 2.0).report_record(),
       unit_of_privacy='site', ledger_sha256=None)
   assert any('1/num_clients' in w for w in report['warnings'])
   assert report['rounds_completed'] == 1

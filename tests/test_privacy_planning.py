@@ -31,12 +31,6 @@ def test_uniform_sampling_refuses_pld():
   assert privacy_planning.epsilon(plan, z, 1e-5, 'rdp') <= 4.0
 
 
-def test_adaptive_clipping_advice():
-  assert privacy_planning.adaptive_clipping_advice(0.5, 20.0, None) is None
-  advice = privacy_planning.adaptive_clipping_advice(1.5, 10.0, None)
-  assert 'clipped_count_stddev above 0.75' in advice and 'more than 15' in advice
-
-
 def _plan_cli(*args):
   result = subprocess.run([sys.executable, '-m', 'experiments.privacy_report', *args],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)

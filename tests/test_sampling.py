@@ -94,3 +94,20 @@ def test_restored_rng_state_repeats_the_draws(mode, m):
   resumed = sampling.build_sampler(mode, ids, m, seed=99)
   resumed.restore_rng_state(state)
   assert [resumed.sample() for _ in range(3)] == expected
+
+
+def test_shuffled_sampler_is_one_pass_and_resumes_where_it_stopped():
+  ids = [f'c{i}' for i in range(10)]
+  sampler = sampling.build_sampler('shuffled', ids, 3, seed=4)
+  assert sampler.max_rounds == 3
+  first = sampler.sample()
+  state = json.loads(json.dumps(sampler.rng_state()))
+  rest = [sampler.sample(), sampler.sample()]
+  assert len({c for r in [first, *rest] for c in r}) == 9
+  with pytest.raises(ValueError, match='would repeat a client'):
+    sampler.sample()
+  resumed = sampling.build_sampler('shuffled', ids, 3, seed=4)
+  resumed.restore_rng_state(state)
+  assert [resumed.sample(), resumed.sample()] == rest
+  assert sampler.round_event(dp_accounting.GaussianDpEvent(2.0)) == \
+      dp_accounting.SingleEpochTreeAggregationDpEvent(2.0, 1)

@@ -13,6 +13,7 @@ import pytest
 from tensorflow_federated.python.aggregators import differential_privacy
 
 from tff_stroke import accounting
+from tff_stroke import aggregation
 from tff_stroke import budget as budget_lib
 from tff_stroke import ledger as ledger_lib
 from tff_stroke import sampling
@@ -22,32 +23,49 @@ AGGREGATOR_EVENT = dp_accounting.ComposedDpEvent([
     dp_accounting.GaussianDpEvent(1.2), dp_accounting.GaussianDpEvent(4.0)])
 
 
-class StandInProcess:
-  """Returns a DP aggregator state and metrics as TFF's process does."""
+EFFECTIVE_Z = (1.2**-2 + 4.0**-2) ** -0.5
+# Adaptive clipping whose expected event has the same effective multiplier.
+ADAPTIVE = aggregation.Aggregation('dp_adaptive', EFFECTIVE_Z, 3.0, l2_norm_clip=0.1,
+                                   clipped_count_stddev=2.0)
 
-  def __init__(self):
+
+class StandInProcess:
+  """Returns aggregator state and metrics as TFF's process does.
+
+  `dp_event` None stands for plain FedAvg (no DP state, no clip metric).
+  """
+
+  def __init__(self, dp_event=AGGREGATOR_EVENT, adaptive=True):
     self.calls = []
+    self.clients = []
+    self._dp_event = dp_event
+    self._adaptive = adaptive
 
   def next(self, state, datasets):
     self.calls.append(len(datasets))
-    dp_state = differential_privacy.DPAggregatorState(
-        query_state=None, agg_state=None,
-        dp_event=AGGREGATOR_EVENT.to_named_tuple(), is_init_state=False)
+    self.clients.append([client for client, _ in datasets])
     metrics = {'client_work': {'train': {'loss': 1.0, 'pooled_dice': 0.5,
                                          'num_examples': 8 * len(datasets)}},
-               'aggregator': {'dp_query_metrics': {'clip': 0.2 + len(self.calls)}}}
+               'aggregator': {}}
+    if self._dp_event is None:
+      return types.SimpleNamespace(state=types.SimpleNamespace(aggregator={}),
+                                   metrics=metrics)
+    dp_state = differential_privacy.DPAggregatorState(
+        query_state=None, agg_state=None,
+        dp_event=self._dp_event.to_named_tuple(), is_init_state=False)
+    metrics['aggregator'] = {'dp_query_metrics': (
+        {'clip': 0.2 + len(self.calls)} if self._adaptive else {})}
     return types.SimpleNamespace(state=types.SimpleNamespace(aggregator={'dp': dp_state}),
                                  metrics=metrics)
 
 
-def _run(tmp_path, sampler, rounds, budget=None):
-  process = StandInProcess()
+def _run(tmp_path, sampler, rounds, budget=None, aggregator=ADAPTIVE, process=None):
+  process = process or StandInProcess()
   ledger = ledger_lib.PrivacyLedger(str(tmp_path / 'privacy' / 'ledger.json'))
   _, reason = training_loop.run_rounds(
-      process, None, sampler=sampler, make_dataset=lambda c, r: (c, r),
+      process, None, sampler=sampler, client_input=lambda c, r: (c, r),
       total_rounds=rounds, ledger=ledger, metrics_path=str(tmp_path / 'metrics.csv'),
-      initial_clip_norm=0.1, expected_aggregator_event=AGGREGATOR_EVENT,
-      budget=budget, log=lambda _: None)
+      aggregation=aggregator, delta=1e-5, budget=budget, log=lambda _: None)
   with open(tmp_path / 'metrics.csv') as f:
     rows = list(csv.DictReader(f))
   return process, ledger, rows, reason
@@ -69,6 +87,40 @@ def test_every_round_is_recorded_with_the_sampler_event(tmp_path):
       0.3, dp_accounting.GaussianDpEvent(z))] * 4
   with open(ledger.path) as f:
     assert len(json.load(f)['entries']) == 4
+  # The epsilon so far in each row is the RDP epsilon of the rounds up to it.
+  for k, row in enumerate(rows, start=1):
+    assert float(row['epsilon_rdp']) == pytest.approx(
+        accounting.epsilon_rdp(ledger.round_events()[:k], 1e-5)[0])
+
+
+def test_dp_ftrl_rounds_are_leaves_of_one_tree(tmp_path):
+  z = 1.0
+  ftrl = aggregation.Aggregation('dp_ftrl', z, 3.0, l2_norm_clip=0.5)
+  sampler = sampling.ShuffledSampler([f'c{i}' for i in range(10)], 3, seed=0)
+  process = StandInProcess(dp_accounting.UnsupportedDpEvent(), adaptive=False)
+  _, ledger, rows, _ = _run(tmp_path, sampler, 3, aggregator=ftrl, process=process)
+  seen = [c for clients in process.clients for c in clients]
+  assert len(seen) == len(set(seen)) == 9  # each client in at most one round
+  assert [e['clip_norm_in_force'] for e in ledger.entries] == [0.5] * 3
+  assert ledger.round_events() == [
+      dp_accounting.SingleEpochTreeAggregationDpEvent(z, 1)] * 3
+  # A tree of 3 steps has ceil(log2(4)) = 2 levels, each client in one node per
+  # level (Kairouz et al. 2021, appendix D): a Gaussian with z / sqrt(2).
+  expected, _ = accounting.epsilon_rdp([dp_accounting.GaussianDpEvent(z / 2**0.5)], 1e-5)
+  assert float(rows[-1]['epsilon_rdp']) == pytest.approx(expected, rel=1e-9)
+  assert accounting.epsilon_pld(ledger.round_events(), 1e-5) is None
+
+
+def test_fedavg_rounds_are_recorded_as_not_private(tmp_path):
+  sampler = sampling.PoissonSampler([f'c{i}' for i in range(10)], 0.3, seed=0)
+  process = StandInProcess(dp_event=None)
+  _, ledger, rows, _ = _run(tmp_path, sampler, 2, process=process,
+                            aggregator=aggregation.Aggregation('none', 0.0, 3.0))
+  assert ledger.round_events() == [dp_accounting.NonPrivateDpEvent()] * 2
+  assert [e['effective_noise_multiplier'] for e in ledger.entries] == [0.0, 0.0]
+  assert [e['clip_norm_in_force'] for e in ledger.entries] == [None, None]
+  assert rows[0]['clip_norm'] == '' and float(rows[0]['epsilon_rdp']) == float('inf')
+  assert accounting.epsilon_pld(ledger.round_events(), 1e-5) == float('inf')
 
 
 def test_uniform_sampler_runs_fixed_size_rounds_and_records_them(tmp_path):
@@ -82,8 +134,7 @@ def test_uniform_sampler_runs_fixed_size_rounds_and_records_them(tmp_path):
 
 def test_budget_stops_before_the_round_that_would_exceed_it(tmp_path):
   sampler = sampling.PoissonSampler([f'c{i}' for i in range(10)], 0.3, seed=0)
-  z = (1.2**-2 + 4.0**-2) ** -0.5
-  event = dp_accounting.PoissonSampledDpEvent(0.3, dp_accounting.GaussianDpEvent(z))
+  event = dp_accounting.PoissonSampledDpEvent(0.3, dp_accounting.GaussianDpEvent(EFFECTIVE_Z))
   eps3 = accounting.epsilon_pld([event] * 3, 1e-5)
   eps4 = accounting.epsilon_pld([event] * 4, 1e-5)
   budget = budget_lib.EpsilonBudget((eps3 + eps4) / 2, 1e-5)

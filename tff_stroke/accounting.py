@@ -5,6 +5,13 @@ and unsampled rounds use add-or-remove-one adjacency (one client's whole
 data); rounds sampled without replacement use replace-one, and only the RDP
 accountant supports them, so their PLD epsilon is None. PLD is the tighter;
 RDP is reported with the order it chose.
+
+DP-FTRL rounds are leaves of one aggregation tree, each client in at most one
+leaf: the ledger holds `SingleEpochTreeAggregationDpEvent(z, 1)` per round, and
+n such rounds are accounted as one tree of n steps (Kairouz et al. 2021,
+appendix D: RDP of a Gaussian with multiplier z / sqrt(ceil(log2(n + 1)))),
+under replace-with-special adjacency, by RDP only. Any other mix of tree
+leaves with other events has no exact accounting here and is refused.
 """
 
 import dataclasses
@@ -14,6 +21,8 @@ from typing import Optional
 import dp_accounting
 from dp_accounting import pld
 from dp_accounting import rdp
+
+from tff_stroke import dp_events
 
 # dp_accounting's default PLD discretisation (pessimistic: an upper bound).
 PLD_DISCRETIZATION = 1e-4
@@ -40,20 +49,47 @@ def group_runs(events: list[dp_accounting.DpEvent]) -> list[tuple[dp_accounting.
   return runs
 
 
+def _is_tree(events: list[dp_accounting.DpEvent]) -> bool:
+  return any(isinstance(e, dp_accounting.SingleEpochTreeAggregationDpEvent) for e in events)
+
+
+def _tree_event(events: list[dp_accounting.DpEvent]
+                ) -> dp_accounting.SingleEpochTreeAggregationDpEvent:
+  """The one tree whose leaves are `events`.
+
+  Raises:
+    UnsupportedDpEventError: the events are not leaves of one tree.
+  """
+  leaf = events[0]
+  if any(e != leaf for e in events) or leaf.step_counts != 1:
+    raise dp_events.UnsupportedDpEventError(
+        'Tree-aggregation rounds can only be accounted as the single-step leaves of '
+        f'one tree with one noise multiplier; found {group_runs(events)}.')
+  return dp_accounting.SingleEpochTreeAggregationDpEvent(leaf.noise_multiplier, len(events))
+
+
 def composed_event(events: list[dp_accounting.DpEvent]) -> dp_accounting.DpEvent:
-  """One ComposedDpEvent of SelfComposedDpEvents for the whole sequence."""
+  """One event for the whole sequence: the tree of DP-FTRL's leaves, or a
+  ComposedDpEvent of SelfComposedDpEvents."""
+  if _is_tree(events):
+    return _tree_event(events)
   return dp_accounting.ComposedDpEvent(
       [dp_accounting.SelfComposedDpEvent(e, n) for e, n in group_runs(events)])
 
 
 def pld_supported(events: list[dp_accounting.DpEvent]) -> bool:
-  """False when some round was sampled without replacement (RDP only)."""
-  return not any(isinstance(e, dp_accounting.SampledWithoutReplacementDpEvent)
+  """False when some round was sampled without replacement or tree-aggregated
+  (RDP only)."""
+  return not any(isinstance(e, (dp_accounting.SampledWithoutReplacementDpEvent,
+                                dp_accounting.SingleEpochTreeAggregationDpEvent))
                  for e in events)
 
 
 def neighboring_relation(events: list[dp_accounting.DpEvent]):
-  """Replace-one for rounds sampled without replacement, else add-or-remove-one."""
+  """Replace-special for tree aggregation, replace-one for rounds sampled
+  without replacement, else add-or-remove-one."""
+  if _is_tree(events):
+    return dp_accounting.NeighboringRelation.REPLACE_SPECIAL
   if pld_supported(events):
     return dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE
   return dp_accounting.NeighboringRelation.REPLACE_ONE
@@ -119,7 +155,11 @@ def epsilon_per_round(events: list[dp_accounting.DpEvent], delta: float) -> list
   The PLD of each distinct round event is built once and self-composed, which
   keeps a long run's curve affordable; it is the same construction as
   dp_accounting's PLDAccountant, so the last entry equals `epsilon_pld`.
+  A tree's prefix is a smaller tree, accounted afresh.
   """
+  if _is_tree(events):
+    return [Epsilon(k, *epsilon_rdp(events[:k], delta), None)
+            for k in range(1, len(events) + 1)]
   curve = []
   rdp_accountant = _rdp_accountant(events)
   with_pld = pld_supported(events)
@@ -144,7 +184,9 @@ def epsilon_per_round(events: list[dp_accounting.DpEvent], delta: float) -> list
 
 
 def _single_round_pld(event: dp_accounting.DpEvent):
-  """PLD of one round's event, as PLDAccountant builds it; None if noiseless."""
+  """PLD of one round's event, as PLDAccountant builds it; None if not private."""
+  if isinstance(event, dp_accounting.NonPrivateDpEvent):
+    return None
   sampling_probability = 1.0
   if isinstance(event, dp_accounting.PoissonSampledDpEvent):
     sampling_probability, event = event.sampling_probability, event.event

@@ -43,6 +43,7 @@ class CentralizedConfig:
   optimizer: str = 'adam'
   learning_rate: float = 0.003
   base_filters: int = 8
+  unet_depth: int = 3
   seed: int = 0
 
 
@@ -71,7 +72,8 @@ def run_centralized(config: CentralizedConfig, log: Callable[[str], None] = prin
       os.path.join(run_dir, run_export.TRAINING_DATA_NAME), indent=2)
 
   tf.keras.utils.set_random_seed(config.seed)
-  model = models.build_unet(manifest['image_size'], base_filters=config.base_filters)
+  model = models.build_unet(manifest['image_size'], base_filters=config.base_filters,
+                            depth=config.unet_depth)
   model.compile(KERAS_OPTIMIZERS[config.optimizer](config.learning_rate),
                 loss=models.DiceBCELoss(), metrics=[models.PooledDice()])
   pooled = (client_data_lib.pooled_dataset(config.data_dir, manifest)

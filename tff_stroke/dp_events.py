@@ -47,6 +47,14 @@ def event_from_json(value: dict) -> dp_accounting.DpEvent:
   return cls(**fields)
 
 
+def round_event(sampler, aggregator_event: dp_accounting.DpEvent) -> dp_accounting.DpEvent:
+  """The event of a round: the sampler's event around the aggregator's
+  Gaussian equivalent; a non-private round stays non-private."""
+  if isinstance(aggregator_event, dp_accounting.NonPrivateDpEvent):
+    return aggregator_event
+  return sampler.round_event(gaussian_equivalent(aggregator_event))
+
+
 def gaussian_equivalent(event: dp_accounting.DpEvent) -> dp_accounting.GaussianDpEvent:
   """The single Gaussian mechanism equivalent to the aggregator's event."""
   return dp_accounting.GaussianDpEvent(effective_noise_multiplier(event))
@@ -62,12 +70,15 @@ def value_noise_multiplier(event: dp_accounting.DpEvent) -> float:
 def effective_noise_multiplier(event: dp_accounting.DpEvent) -> float:
   """Noise multiplier of the single Gaussian equivalent to `event`.
 
-  Accepts a GaussianDpEvent or a ComposedDpEvent of GaussianDpEvents (the
-  adaptive-clipping aggregator's event). A zero multiplier means no noise.
+  Accepts a GaussianDpEvent, a ComposedDpEvent of GaussianDpEvents (the
+  adaptive-clipping aggregator's event) or a NonPrivateDpEvent (plain FedAvg).
+  A zero multiplier means no noise.
 
   Raises:
     UnsupportedDpEventError: any other event.
   """
+  if isinstance(event, dp_accounting.NonPrivateDpEvent):
+    return 0.0
   if isinstance(event, dp_accounting.GaussianDpEvent):
     return float(event.noise_multiplier)
   if isinstance(event, dp_accounting.ComposedDpEvent):

@@ -66,26 +66,17 @@ class AdaptiveClippingParams:
         dp_accounting.GaussianDpEvent(float(np.float32(2 * count_stddev)))])
 
 
-def build_aggregator(params: AdaptiveClippingParams, *,
-                     zeroing_norm: Optional[float]) -> tff.aggregators.UnweightedAggregationFactory:
-  """The DP mean aggregator, optionally behind fixed-threshold zeroing.
-
-  Zeroing replaces an update whose max-abs value exceeds `zeroing_norm` (or is
-  not finite) by zeros before clipping. The threshold is fixed: TFF's adaptive
-  zeroing estimates it from client norms without noise, which the DP
-  guarantee would not cover.
-  """
+def build_adaptive_factory(params: AdaptiveClippingParams
+                           ) -> tff.aggregators.UnweightedAggregationFactory:
+  """TFF's adaptive-clipping Gaussian aggregator for `params`."""
   params.noise_split()
-  factory = tff.aggregators.DifferentiallyPrivateFactory.gaussian_adaptive(
+  return tff.aggregators.DifferentiallyPrivateFactory.gaussian_adaptive(
       noise_multiplier=params.noise_multiplier,
       clients_per_round=params.clients_per_round,
       initial_l2_norm_clip=params.initial_l2_norm_clip,
       target_unclipped_quantile=params.target_unclipped_quantile,
       learning_rate=params.clip_learning_rate,
       clipped_count_stddev=params.clipped_count_stddev)
-  if zeroing_norm is not None:
-    factory = tff.aggregators.zeroing_factory(zeroing_norm, factory)
-  return factory
 
 
 OPTIMIZERS = ('sgd', 'sgdm', 'adam', 'yogi')
@@ -105,10 +96,17 @@ def build_optimizer(name: str, learning_rate: float, *,
   raise ValueError(f'optimizer must be one of {OPTIMIZERS}. Found {name!r}.')
 
 
+# How a client iterates its dataset: TFF's `dataset.reduce` or a Python-style
+# iterator loop (TFF's "experimental simulation loop").
+LOOPS = {'dataset_reduce': tff.learning.LoopImplementation.DATASET_REDUCE,
+         'dataset_iterator': tff.learning.LoopImplementation.DATASET_ITERATOR}
+
+
 def build_process(model_fn: Callable[[], tff.learning.models.VariableModel], *,
                   aggregator: tff.aggregators.UnweightedAggregationFactory,
                   client_optimizer: tff.learning.optimizers.Optimizer,
                   server_optimizer: tff.learning.optimizers.Optimizer,
+                  loop: str = 'dataset_reduce',
                   ) -> tff.learning.templates.LearningProcess:
   """Unweighted FedAvg: every sampled client's update counts the same.
 
@@ -117,7 +115,8 @@ def build_process(model_fn: Callable[[], tff.learning.models.VariableModel], *,
   """
   return tff.learning.algorithms.build_unweighted_fed_avg(
       model_fn, client_optimizer_fn=client_optimizer,
-      server_optimizer_fn=server_optimizer, model_aggregator=aggregator)
+      server_optimizer_fn=server_optimizer, model_aggregator=aggregator,
+      loop_implementation=LOOPS[loop])
 
 
 def find_dp_state(aggregator_state: Any) -> differential_privacy.DPAggregatorState:

@@ -25,9 +25,14 @@ def stop_local_workers() -> None:
 
 
 @contextlib.contextmanager
-def local_cpp_context():
-  """Runs computations on TFF's local C++ executor, stopped on exit."""
-  tff.backends.native.set_sync_local_cpp_execution_context()
+def local_cpp_context(max_concurrent_computation_calls: int = -1):
+  """Runs computations on TFF's local C++ executor, stopped on exit.
+
+  `max_concurrent_computation_calls` bounds the client computations run at
+  once (-1: no bound).
+  """
+  tff.backends.native.set_sync_local_cpp_execution_context(
+      max_concurrent_computation_calls=max_concurrent_computation_calls)
   try:
     yield
   finally:

@@ -1,8 +1,9 @@
-"""One DP-FedAvg experiment from a prepared folder to report and SavedModel.
+"""One federated experiment from a prepared folder to report and SavedModel.
 
 Writes into ROOT/NAME: config.json, preprocessing.json, training_data.json,
-metrics.csv, checkpoints/, privacy/ledger.json, privacy/report.{json,md},
-evaluation.json, saved_model/, summary.md and, last, summary.json.
+metrics.csv, tensorboard/, checkpoints/, privacy/ledger.json,
+privacy/report.{json,md}, evaluation.json, saved_model/, summary.md and, last,
+summary.json.
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ import tensorflow_federated as tff
 
 from data_pipelines import client_data as client_data_lib
 from data_pipelines import conversion
+from tff_stroke import aggregation as aggregation_lib
 from tff_stroke import budget as budget_lib
 from tff_stroke import checkpoints as checkpoints_lib
 from tff_stroke import dp_fedavg
@@ -41,11 +43,12 @@ class ExperimentConfig:
   clients_per_round: float
   noise_multiplier: float
   delta: float
+  aggregator: str = 'dp_adaptive'
   sampling: str = 'poisson'
   target_epsilon: Optional[float] = None
   budget_accountant: str = 'pld'
   clipped_count_stddev: Optional[float] = None
-  initial_l2_norm_clip: float = 0.1
+  l2_norm_clip: float = 0.1
   target_unclipped_quantile: float = 0.5
   clip_learning_rate: float = 0.2
   zeroing_norm: Optional[float] = 100.0
@@ -56,18 +59,21 @@ class ExperimentConfig:
   server_momentum: float = 0.9
   batch_size: int = 8
   base_filters: int = 8
+  unet_depth: int = 3
   seed: int = 0
   checkpoint_every: int = 1
   checkpoints_to_keep: int = 0
+  eval_every: int = 0
+  loop: str = 'dataset_iterator'
 
-  def clipping_params(self) -> dp_fedavg.AdaptiveClippingParams:
-    return dp_fedavg.AdaptiveClippingParams(
-        noise_multiplier=self.noise_multiplier,
-        clients_per_round=float(self.clients_per_round),
-        initial_l2_norm_clip=self.initial_l2_norm_clip,
+  def aggregation(self) -> aggregation_lib.Aggregation:
+    return aggregation_lib.Aggregation(
+        kind=self.aggregator, noise_multiplier=self.noise_multiplier,
+        clients_per_round=float(self.clients_per_round), l2_norm_clip=self.l2_norm_clip,
         target_unclipped_quantile=self.target_unclipped_quantile,
         clip_learning_rate=self.clip_learning_rate,
-        clipped_count_stddev=self.clipped_count_stddev)
+        clipped_count_stddev=self.clipped_count_stddev, zeroing_norm=self.zeroing_norm,
+        noise_seed=self.seed)
 
 
 def validate(config: ExperimentConfig, client_ids: list[str]):
@@ -80,19 +86,64 @@ def validate(config: ExperimentConfig, client_ids: list[str]):
     raise ValueError(f'total_rounds must be >= 1. Found {config.total_rounds}.')
   if config.checkpoint_every < 1:
     raise ValueError(f'checkpoint_every must be >= 1. Found {config.checkpoint_every}.')
+  if config.eval_every < 0:
+    raise ValueError(f'eval_every must be >= 0 (0: at the end only). Found {config.eval_every}.')
   if not 0 < config.delta < 1:
     raise ValueError(f'delta must be in (0, 1). Found {config.delta}.')
+  if config.loop not in dp_fedavg.LOOPS:
+    raise ValueError(f'loop must be one of {tuple(dp_fedavg.LOOPS)}. Found {config.loop!r}.')
   for optimizer in (config.client_optimizer, config.server_optimizer):
     if optimizer not in dp_fedavg.OPTIMIZERS:
       raise ValueError(f'optimizer must be one of {dp_fedavg.OPTIMIZERS}. Found {optimizer!r}.')
-  config.clipping_params().noise_split()
+  config.aggregation().validate()
+  _validate_pairing(config)
   if config.target_epsilon is not None:
+    if config.aggregator == 'none':
+      raise ValueError("target_epsilon needs a DP aggregator; aggregator 'none' has no "
+                       'finite epsilon.')
     budget_lib.EpsilonBudget(config.target_epsilon, config.delta, config.budget_accountant)
-    if config.sampling == 'uniform' and config.budget_accountant == 'pld':
-      raise ValueError("sampling 'uniform' is accounted by RDP only; "
+    if config.sampling in ('uniform', 'shuffled') and config.budget_accountant == 'pld':
+      raise ValueError(f'sampling {config.sampling!r} is accounted by RDP only; '
                        'set budget_accountant to rdp.')
-  return sampling_lib.build_sampler(config.sampling, client_ids,
-                                    config.clients_per_round, config.seed)
+  sampler = sampling_lib.build_sampler(config.sampling, client_ids,
+                                       config.clients_per_round, config.seed)
+  if config.sampling == 'shuffled' and config.total_rounds > sampler.max_rounds:
+    raise ValueError(
+        f'dp_ftrl accounts one pass over the clients: {len(client_ids)} clients at '
+        f'{int(config.clients_per_round)} per round allow {sampler.max_rounds} rounds, '
+        f'not {config.total_rounds}. Lower total_rounds or clients_per_round.')
+  return sampler
+
+
+def validate_data(config: ExperimentConfig):
+  """`validate` against the clients of the prepared folder; returns the sampler.
+
+  Raises:
+    FileNotFoundError: the folder is not a finished conversion.
+    ValueError: the settings cannot run on it.
+  """
+  manifest = conversion.load_manifest(config.data_dir)
+  image_size = manifest['image_size']
+  if image_size % 2**config.unet_depth:
+    raise ValueError(f'unet_depth {config.unet_depth} needs an image size divisible by '
+                     f'{2**config.unet_depth}; the prepared slices are {image_size}.')
+  return validate(config, sorted(manifest['clients']))
+
+
+def _validate_pairing(config: ExperimentConfig) -> None:
+  """DP-FTRL goes with the shuffled single pass, and only with it."""
+  if config.aggregator == 'dp_ftrl':
+    if config.sampling != 'shuffled':
+      raise ValueError("aggregator 'dp_ftrl' needs sampling 'shuffled' (no sampling: each "
+                       'client in at most one round of the tree); found sampling '
+                       f'{config.sampling!r}.')
+    if config.server_optimizer not in ('sgd', 'sgdm'):
+      raise ValueError("aggregator 'dp_ftrl' applies the tree's residuals with server SGD; "
+                       f"set server_optimizer to 'sgd' or 'sgdm' (found "
+                       f'{config.server_optimizer!r}).')
+  elif config.sampling == 'shuffled' and config.aggregator != 'none':
+    raise ValueError(f"sampling 'shuffled' is accounted only for aggregator 'dp_ftrl' "
+                     f'(tree aggregation); found {config.aggregator!r}.')
 
 
 def config_record(config: ExperimentConfig, manifest: dict, sampler) -> dict:
@@ -111,20 +162,55 @@ def load_config(run_dir: str) -> ExperimentConfig:
 
 
 def build_learning_process(config: ExperimentConfig, image_size: int):
-  """The DP-FedAvg learning process of `config`."""
+  """The learning process of `config`: FedAvg with the configured aggregator."""
+  model_fn = _model_fn(image_size, config.base_filters, config.unet_depth)
   return dp_fedavg.build_process(
-      _model_fn(image_size, config.base_filters),
-      aggregator=dp_fedavg.build_aggregator(config.clipping_params(),
-                                            zeroing_norm=config.zeroing_norm),
+      model_fn, aggregator=config.aggregation().build_factory(model_fn),
       client_optimizer=dp_fedavg.build_optimizer(
           config.client_optimizer, config.client_learning_rate),
       server_optimizer=dp_fedavg.build_optimizer(
           config.server_optimizer, config.server_learning_rate,
-          momentum=config.server_momentum))
+          momentum=config.server_momentum),
+      loop=config.loop)
 
 
 def build_keras_model(config: ExperimentConfig, image_size: int) -> tf.keras.Model:
-  return models.build_unet(image_size, base_filters=config.base_filters)
+  return models.build_unet(image_size, base_filters=config.base_filters,
+                           depth=config.unet_depth)
+
+
+# A round's client key: "CLIENT_ID|ROUND"; the dataset is built from it
+# inside the TFF computation, where the client's data is.
+KEY_SEPARATOR = '|'
+
+
+def client_key(client_id: str, round_num: int) -> str:
+  return f'{client_id}{KEY_SEPARATOR}{round_num}'
+
+
+def with_client_datasets(process: tff.learning.templates.LearningProcess,
+                         client_data: tff.simulation.datasets.FilePerUserClientData,
+                         config: ExperimentConfig) -> tff.learning.templates.LearningProcess:
+  """The process taking client keys (`client_key`) instead of datasets.
+
+  Each client's dataset is built where the client runs, from its TFRecord
+  file: (image, mask) batches, shuffled by seed and round. Only the keys
+  travel from the coordinator; no dataset graph is serialised per round.
+  """
+  if any(KEY_SEPARATOR in c for c in client_data.client_ids):
+    raise ValueError(f'client ids must not contain {KEY_SEPARATOR!r}')
+
+  @tff.tensorflow.computation(tf.string)
+  def client_dataset(key):
+    parts = tf.strings.split(key, KEY_SEPARATOR)
+    round_num = tf.strings.to_number(parts[1], tf.int64)
+    return (client_data.serializable_dataset_fn(parts[0])
+            .map(lambda s: (s['image'], s['mask']))
+            .shuffle(1024, seed=config.seed * 100003 + round_num)
+            .batch(config.batch_size))
+
+  return tff.simulation.compose_dataset_computation_with_learning_process(
+      client_dataset, process)
 
 
 def run_experiment(config: ExperimentConfig, *, resume: bool = True,
@@ -148,8 +234,8 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
   if status == run_folder.FINISHED:
     log(f'{run_dir}: already finished; nothing to run')
     return run_folder.read_summary(run_dir)
-  clipping = config.clipping_params()
-  value_noise_multiplier, clipped_count_stddev = clipping.noise_split()
+  aggregation = config.aggregation()
+  value_noise_multiplier, clipped_count_stddev = aggregation.noise_split()
   json_files.write_json_atomically(
       manifest['preprocessing'], os.path.join(run_dir, run_export.PREPROCESSING_NAME), indent=2)
   json_files.write_json_atomically(
@@ -159,13 +245,8 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
   tf.keras.utils.set_random_seed(config.seed)
   image_size = manifest['image_size']
   process = build_learning_process(config, image_size)
-  client_data = client_data_lib.build_client_data(config.data_dir, manifest)
-
-  def make_dataset(client_id: str, round_num: int) -> tf.data.Dataset:
-    return (client_data.create_tf_dataset_for_client(client_id)
-            .map(lambda s: (s['image'], s['mask']))
-            .shuffle(1024, seed=config.seed * 100003 + round_num)
-            .batch(config.batch_size))
+  training_process = with_client_datasets(
+      process, client_data_lib.build_client_data(config.data_dir, manifest), config)
 
   state = process.initialize()
   checkpoints = checkpoints_lib.RunCheckpoints(
@@ -179,6 +260,11 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
     state = checkpoint.server_state
     sampler.restore_rng_state(checkpoint.sampler_rng_state)
     log(f'resuming {run_dir} after round {checkpoint.round_num}')
+  if ledger.discarded and config.aggregator == 'dp_ftrl':
+    raise ValueError(
+        f'{run_dir}: {len(ledger.discarded)} DP-FTRL round(s) ran after the last '
+        'checkpoint. Repeating them would re-release tree nodes with the same noise, '
+        'which no accountant here covers; start a new run (--noresume, new folder).')
   if ledger.discarded:
     log(f'{len(ledger.discarded)} round executions after the last checkpoint are '
         'repeated; they still count towards epsilon')
@@ -189,26 +275,42 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
         sampler_rng_state=sampler.rng_state(), metrics_rows=rows))
 
   last_rows = list(checkpoint.metrics_rows) if checkpoint else []
+  tensorboard = tf.summary.create_file_writer(os.path.join(run_dir, 'tensorboard'))
+  eval_model = build_keras_model(config, image_size)
+
+  def evaluate(round_num, state):
+    if not config.eval_every or round_num % config.eval_every:
+      return None
+    process.get_model_weights(state).assign_weights_to(eval_model)
+    overall = run_export.evaluate_holdout(
+        eval_model, config.data_dir, manifest)['held_out_subjects']['overall']
+    return {'holdout_dice': overall['dice'], 'holdout_lesion_f1': overall['lesion_f1']}
 
   def after_round(round_num, state, rows):
     last_rows[:] = rows
+    with tensorboard.as_default():
+      for key, value in rows[-1].items():
+        if key != 'round' and value is not None:
+          tf.summary.scalar(key, value, step=round_num)
+    tensorboard.flush()
     if round_num % config.checkpoint_every == 0 or round_num == config.total_rounds:
       save_checkpoint(round_num, state, rows)
 
-  log(f'{len(client_ids)} clients ({manifest["client_unit"]}), q = '
-      f'{sampler.sampling_probability:.4f}, noise multiplier {config.noise_multiplier} '
-      f'(value {value_noise_multiplier:.4f}, clipped-count stddev {clipped_count_stddev:.4f})')
+  log(f'{config.aggregator}: {len(client_ids)} clients ({manifest["client_unit"]}), '
+      f'sampling {config.sampling}, q = {sampler.sampling_probability:.4f}, noise '
+      f'multiplier {config.noise_multiplier}'
+      + (f' (value {value_noise_multiplier:.4f}, clipped-count stddev '
+         f'{clipped_count_stddev:.4f})' if clipped_count_stddev is not None else ''))
   start = time.monotonic()
   budget = None if config.target_epsilon is None else budget_lib.EpsilonBudget(
       config.target_epsilon, config.delta, config.budget_accountant)
   state, stop_reason = training_loop.run_rounds(
-      process, state, sampler=sampler, make_dataset=make_dataset,
+      training_process, state, sampler=sampler, client_input=client_key,
       total_rounds=config.total_rounds, ledger=ledger,
-      metrics_path=os.path.join(run_dir, 'metrics.csv'),
-      initial_clip_norm=config.initial_l2_norm_clip,
-      expected_aggregator_event=clipping.expected_aggregator_event(),
-      budget=budget, previous_rows=checkpoint.metrics_rows if checkpoint else (),
-      after_round=after_round, log=log)
+      metrics_path=os.path.join(run_dir, 'metrics.csv'), aggregation=aggregation,
+      delta=config.delta, budget=budget,
+      previous_rows=checkpoint.metrics_rows if checkpoint else (),
+      evaluate=evaluate, after_round=after_round, log=log)
   training_seconds = time.monotonic() - start
   rounds_completed = len(ledger.entries)
   if rounds_completed and checkpoints.latest_round() != rounds_completed:
@@ -221,19 +323,15 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
       sampling_probability=sampler.sampling_probability,
       noise_multiplier=config.noise_multiplier,
       value_noise_multiplier=value_noise_multiplier,
-      clipped_count_stddev=clipped_count_stddev,
-      clipping={'kind': 'adaptive (Andrew et al. 2021)',
-                'initial_l2_norm_clip': config.initial_l2_norm_clip,
-                'target_unclipped_quantile': config.target_unclipped_quantile,
-                'clip_learning_rate': config.clip_learning_rate},
-      zeroing_norm=config.zeroing_norm, unit_of_privacy=manifest['client_unit'],
+      clipped_count_stddev=clipped_count_stddev, mechanism=aggregation.report_record(),
+      unit_of_privacy=manifest['client_unit'],
       ledger_sha256=ledger.sha256(), stop_reason=stop_reason,
       rounds_discarded=len(ledger.discarded))
   privacy_report.write_report(report, os.path.join(run_dir, 'privacy'),
                               target_epsilon=config.target_epsilon)
 
   log('evaluating held-out subjects and exporting the SavedModel...')
-  model = build_keras_model(config, image_size)
+  model = eval_model
   process.get_model_weights(state).assign_weights_to(model)
   evaluation_result = run_export.evaluate_holdout(model, config.data_dir, manifest)
   json_files.write_json_atomically(
@@ -241,8 +339,8 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
   saved_model_dir = os.path.join(run_dir, 'saved_model')
   run_export.export_run_model(
       run_dir, model, evaluation_result, saved_model_dir,
-      provenance=f'DP-FedAvg, global weights after round {rounds_completed} of '
-                 f'{rounds_completed}')
+      provenance=f'{ALGORITHM_NAMES[config.aggregator]}, global weights after round '
+                 f'{rounds_completed} of {rounds_completed}')
   overall = evaluation_result['held_out_subjects']['overall']
   summary = {
       'run_dir': run_dir, 'report': os.path.join(run_dir, 'privacy', 'report.json'),
@@ -253,7 +351,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
       'rounds_completed': rounds_completed, 'stop_reason': stop_reason,
       'training_seconds': training_seconds}
   run_export.write_run_summary_markdown(run_dir, [
-      f'DP-FedAvg: {rounds_completed} rounds ({stop_reason}), {training_seconds:.0f} s '
+      f'{ALGORITHM_NAMES[config.aggregator]}: {rounds_completed} rounds ({stop_reason}), {training_seconds:.0f} s '
       'of training in the last session',
       f'Epsilon at delta {config.delta:g}: PLD {_epsilon_text(report["epsilon_pld"])}, '
       f'RDP {_epsilon_text(report["epsilon_rdp"])} (privacy/report.md)',
@@ -264,17 +362,21 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
   return summary
 
 
+ALGORITHM_NAMES = {'none': 'FedAvg (not private)', 'dp_fixed': 'DP-FedAvg (fixed clip)',
+                    'dp_adaptive': 'DP-FedAvg (adaptive clip)', 'dp_ftrl': 'DP-FTRL'}
+
+
 def _epsilon_text(value: Optional[float]) -> str:
   return 'no finite bound' if value is None else f'{value:.4g}'
 
 
-def _model_fn(image_size: int, base_filters: int):
+def _model_fn(image_size: int, base_filters: int, depth: int):
   input_spec = (tf.TensorSpec([None, image_size, image_size, 1], tf.float32),
                 tf.TensorSpec([None, image_size, image_size, 1], tf.float32))
 
   def model_fn() -> tff.learning.models.VariableModel:
     return tff.learning.models.from_keras_model(
-        models.build_unet(image_size, base_filters=base_filters),
+        models.build_unet(image_size, base_filters=base_filters, depth=depth),
         loss=models.DiceBCELoss(), input_spec=input_spec,
         metrics=[models.PooledDice()])
   return model_fn

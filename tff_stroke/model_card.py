@@ -35,6 +35,11 @@ def _privacy_lines(report: Optional[dict]) -> list[str]:
             'pooled data, for comparison only. Do not share it outside the data holders.']
   epsilon = report['epsilon_pld'] if report['epsilon_pld'] is not None else report['epsilon_rdp']
   accountant = 'PLD' if report['epsilon_pld'] is not None else 'RDP'
+  if epsilon is None:
+    return ['- **Not differentially private**: trained federated without a finite '
+            f'privacy bound ({report["mechanism"]["algorithm"]}). Do not share it '
+            'outside the data holders.',
+            '- `privacy_report.json` in these assets is the run\'s report, unchanged.']
   return [
       f'- ({_fmt(epsilon, 4)}, {report["delta"]:g})-differential privacy ({accountant}) '
       f'with respect to {report["unit_of_privacy_meaning"]}, over all '

@@ -3,14 +3,12 @@ smallest noise multiplier that meets a target epsilon.
 """
 
 import dataclasses
-from typing import Optional
 
 import dp_accounting
 from dp_accounting import pld
 from dp_accounting import rdp
 
 from tff_stroke import accounting
-from tff_stroke import dp_fedavg
 from tff_stroke import sampling
 
 # The PLD search runs at a coarser (still pessimistic) discretisation, ten
@@ -67,16 +65,3 @@ def calibrate_noise_multiplier(plan: PlannedRun, *, target_epsilon: float, delta
   while epsilon(plan, z, delta, accountant) > target_epsilon:
     z *= 1.0001
   return z
-
-
-def adaptive_clipping_advice(noise_multiplier: float, clients_per_round: float,
-                             clipped_count_stddev: Optional[float]) -> Optional[str]:
-  """None if TFF's adaptive clipping accepts the noise multiplier, else the fix."""
-  params = dp_fedavg.AdaptiveClippingParams(
-      noise_multiplier=noise_multiplier, clients_per_round=clients_per_round,
-      clipped_count_stddev=clipped_count_stddev)
-  try:
-    params.noise_split()
-  except ValueError as e:
-    return str(e)
-  return None

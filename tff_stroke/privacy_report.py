@@ -19,10 +19,18 @@ UNIT_MEANINGS = {
     'subject': 'all slices of one subject (patient)',
 }
 
+RELATION_MEANINGS = {
+    'ADD_OR_REMOVE_ONE': 'adding or removing ',
+    'REPLACE_ONE': 'replacing ',
+    'REPLACE_SPECIAL': 'replacing with an empty contribution ',
+}
+
 SAMPLING_MEANINGS = {
     'poisson': 'Poisson: each client joins a round independently with probability q',
     'uniform': 'uniform: exactly m clients per round, without replacement (RDP only)',
     'all': 'every client in every round',
+    'shuffled': 'no sampling: one pass over the clients in a seeded random order, '
+                'each client in at most one round',
 }
 
 CAVEATS = [
@@ -44,15 +52,16 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
                  num_clients: int, clients_per_round: float, sampling: str,
                  sampling_probability: float, noise_multiplier: float,
                  value_noise_multiplier: Optional[float],
-                 clipped_count_stddev: Optional[float], clipping: dict,
-                 zeroing_norm: Optional[float], unit_of_privacy: str,
+                 clipped_count_stddev: Optional[float], mechanism: dict,
+                 unit_of_privacy: str,
                  ledger_sha256: Optional[str],
                  stop_reason: str = 'completed total_rounds',
                  rounds_discarded: int = 0) -> dict:
   """The report dict: settings, epsilon by RDP and PLD, and per-round epsilon.
 
   `round_events` holds every round execution, the `rounds_discarded` lost to
-  restarts first (see ledger.PrivacyLedger.resume).
+  restarts first (see ledger.PrivacyLedger.resume). `mechanism` is
+  `aggregation.Aggregation.report_record()`.
   """
   curve = accounting.epsilon_per_round(round_events, delta)
   with_pld = accounting.pld_supported(round_events)
@@ -66,15 +75,21 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
                     'towards epsilon and are the first points of per_round.')
   if noise_multiplier == 0.0:
     warnings.append('noise_multiplier is 0: no differential privacy (epsilon is null).')
+  if not with_pld and relation.name == 'REPLACE_SPECIAL':
+    pld_note = ('PLD does not support tree aggregation; epsilon_rdp is the guarantee '
+                '(one tree, each client in at most one round).')
+  elif not with_pld:
+    pld_note = ('PLD does not support sampling without replacement; '
+                'epsilon_rdp is the guarantee.')
+  else:
+    pld_note = None
   relation = accounting.neighboring_relation(round_events)
   return {
       'epsilon_rdp': finite_or_none(curve[-1].epsilon_rdp) if curve else 0.0,
       'rdp_order': curve[-1].rdp_order if curve else None,
       'epsilon_pld': (finite_or_none(curve[-1].epsilon_pld) if curve else 0.0)
                      if with_pld else None,
-      'epsilon_pld_note': None if with_pld else
-                          'PLD does not support sampling without replacement; '
-                          'epsilon_rdp is the guarantee.',
+      'epsilon_pld_note': pld_note,
       'delta': delta,
       'noise_multiplier': noise_multiplier,
       'value_noise_multiplier': value_noise_multiplier,
@@ -88,16 +103,9 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
       'round_executions_discarded': rounds_discarded,
       'stop_reason': stop_reason,
       'unit_of_privacy': unit_of_privacy,
-      'unit_of_privacy_meaning': ('replacing ' if relation.name == 'REPLACE_ONE'
-                                  else 'adding or removing ')
+      'unit_of_privacy_meaning': RELATION_MEANINGS[relation.name]
                                  + UNIT_MEANINGS[unit_of_privacy],
-      'mechanism': {
-          'algorithm': 'DP-FedAvg (McMahan et al. 2018), unweighted, fixed '
-                       'denominator = expected clients per round',
-          'noise': 'Gaussian',
-          'clipping': clipping,
-          'zeroing_norm': zeroing_norm,
-      },
+      'mechanism': mechanism,
       'trust_model': 'trusted server: the server adds the noise',
       'software': {name: importlib.metadata.version(name) for name in
                    ('tensorflow-federated', 'tensorflow-privacy', 'dp-accounting')},
@@ -131,15 +139,18 @@ def render_markdown(report: dict, *, every: int = 0) -> str:
       else report['epsilon_rdp']
   lines = [
       '# Privacy report', '',
-      f'This model is ({_fmt(main_epsilon)}, {report["delta"]:g})-differentially '
-      f'private with respect to {report["unit_of_privacy_meaning"]}, over the '
-      f'{report["rounds_completed"]} rounds that ran.', '',
+      (f'This model is ({_fmt(main_epsilon)}, {report["delta"]:g})-differentially '
+       f'private with respect to {report["unit_of_privacy_meaning"]}, over the '
+       f'{report["rounds_completed"]} rounds that ran.' if main_epsilon is not None else
+       f'This model has **no finite differential-privacy bound** at delta '
+       f'{report["delta"]:g} over the {report["rounds_completed"]} rounds that ran.'), '',
       '## Settings', '',
-      f'- Mechanism: {report["mechanism"]["algorithm"]}; Gaussian noise, '
-      f'effective noise multiplier {report["noise_multiplier"]}'
+      f'- Mechanism: {report["mechanism"]["algorithm"]}; noise: '
+      f'{report["mechanism"]["noise"]}, effective noise multiplier '
+      f'{report["noise_multiplier"]}'
       + (f' (value {report["value_noise_multiplier"]:.4g}, clipped-count stddev '
          f'{report["clipped_count_stddev"]:.4g})'
-         if report['value_noise_multiplier'] is not None else ''),
+         if report['clipped_count_stddev'] is not None else ''),
       '- Clipping: ' + ', '.join(f'{k} {v}' for k, v in report['mechanism']['clipping'].items()),
       f'- Sampling: {report["sampling_meaning"]}; q = {report["sampling_probability"]:.4g}, '
       f'{report["num_clients"]} clients, {report["expected_clients_per_round"]} per round expected',

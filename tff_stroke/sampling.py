@@ -10,12 +10,16 @@ accountant always assumes the sampling that ran:
   al. 2019) uses replace-one adjacency, under which one client's change moves
   the clipped sum by up to 2 * clip, hence z / 2. RDP only.
 - `all`: every client, every round: `G(z)`.
+- `shuffled`: no sampling (DP-FTRL): the clients in one seeded random order,
+  m per round, each in at most one round. With tree aggregation each round is
+  a leaf of one tree, `SingleEpochTreeAggregationDpEvent(z, 1)`; the
+  accountant joins consecutive leaves into one tree (see `accounting`).
 """
 
 import dp_accounting
 import numpy as np
 
-SAMPLING_MODES = ('poisson', 'uniform', 'all')
+SAMPLING_MODES = ('poisson', 'uniform', 'all', 'shuffled')
 
 
 class _SeededSampler:
@@ -98,12 +102,50 @@ class AllClientsSampler:
     return gaussian
 
 
+class ShuffledSampler:
+  """One pass over the clients in a seeded random order, m per round."""
+
+  mode = 'shuffled'
+
+  def __init__(self, client_ids: list[str], clients_per_round: int, seed: int):
+    self.client_ids = _sorted_ids(client_ids)
+    if not 0 < clients_per_round <= len(self.client_ids):
+      raise ValueError(f'clients_per_round must be in [1, {len(self.client_ids)}]. '
+                       f'Found {clients_per_round}.')
+    self.clients_per_round = clients_per_round
+    self.sampling_probability = clients_per_round / len(self.client_ids)
+    self._order = list(np.random.default_rng(seed).permutation(self.client_ids))
+    self._next_round = 0
+
+  @property
+  def max_rounds(self) -> int:
+    """Rounds before some client would take part a second time."""
+    return len(self.client_ids) // self.clients_per_round
+
+  def sample(self) -> list[str]:
+    if self._next_round >= self.max_rounds:
+      raise ValueError(f'all {self.max_rounds} rounds of the single pass over the '
+                       'clients have run; a further round would repeat a client')
+    start = self._next_round * self.clients_per_round
+    self._next_round += 1
+    return sorted(self._order[start:start + self.clients_per_round])
+
+  def rng_state(self) -> dict:
+    return {'next_round': self._next_round}
+
+  def restore_rng_state(self, state: dict) -> None:
+    self._next_round = int(state['next_round'])
+
+  def round_event(self, gaussian: dp_accounting.GaussianDpEvent) -> dp_accounting.DpEvent:
+    return dp_accounting.SingleEpochTreeAggregationDpEvent(gaussian.noise_multiplier, 1)
+
+
 def build_sampler(mode: str, client_ids: list[str], clients_per_round: float, seed: int):
   """The sampler for `mode` with m = clients_per_round.
 
   Raises:
     ValueError: unknown mode, m outside (0, N], a non-integer m for
-      'uniform', or m != N for 'all'.
+      'uniform' or 'shuffled', or m != N for 'all'.
   """
   num_clients = len(client_ids)
   if mode not in SAMPLING_MODES:
@@ -113,11 +155,12 @@ def build_sampler(mode: str, client_ids: list[str], clients_per_round: float, se
                      f'Found {clients_per_round}.')
   if mode == 'poisson':
     return PoissonSampler(client_ids, clients_per_round / num_clients, seed)
-  if mode == 'uniform':
+  if mode in ('uniform', 'shuffled'):
     if clients_per_round != int(clients_per_round):
-      raise ValueError("sampling 'uniform' needs a whole clients_per_round. "
+      raise ValueError(f'sampling {mode!r} needs a whole clients_per_round. '
                        f'Found {clients_per_round}.')
-    return UniformSampler(client_ids, int(clients_per_round), seed)
+    sampler_class = UniformSampler if mode == 'uniform' else ShuffledSampler
+    return sampler_class(client_ids, int(clients_per_round), seed)
   if clients_per_round != num_clients:
     raise ValueError(f"sampling 'all' needs clients_per_round = num_clients = "
                      f'{num_clients}. Found {clients_per_round}.')

@@ -63,6 +63,11 @@ def verify_run(run_dir: str) -> tuple[list[str], dict]:
       problems.append(f'{key}: config.json has {config.get(key)!r}, '
                       f'report.json has {report.get(key)!r}')
 
+  aggregator = config.get('aggregator', 'dp_adaptive')
+  if aggregator != report.get('mechanism', {}).get('aggregator'):
+    problems.append(f'aggregator: config.json has {aggregator!r}, report.json has '
+                    f'{report.get("mechanism", {}).get("aggregator")!r}')
+
   discarded = ledger.get('discarded', [])
   if report.get('round_executions_discarded', 0) != len(discarded):
     problems.append(f'report says {report.get("round_executions_discarded")} discarded '
@@ -78,7 +83,7 @@ def verify_run(run_dir: str) -> tuple[list[str], dict]:
   except (KeyError, TypeError, ValueError) as e:
     problems.append(f'ledger.json: an event cannot be read ({e})')
     return problems, {}
-  _check_sampling(events, config, problems)
+  _check_sampling(events, config, aggregator, problems)
   _check_metrics(run_dir, entries, problems)
 
   delta = config.get('delta')
@@ -96,14 +101,17 @@ def verify_run(run_dir: str) -> tuple[list[str], dict]:
   return problems, recomputed
 
 
-def _check_sampling(events, config, problems):
+def _check_sampling(events, config, aggregator, problems):
   expected_type = {'poisson': 'PoissonSampledDpEvent', 'uniform':
-                   'SampledWithoutReplacementDpEvent', 'all': 'GaussianDpEvent'}
-  wanted = expected_type.get(config.get('sampling'))
+                   'SampledWithoutReplacementDpEvent', 'all': 'GaussianDpEvent',
+                   'shuffled': 'SingleEpochTreeAggregationDpEvent'}
+  wanted = ('NonPrivateDpEvent' if aggregator == 'none'
+            else expected_type.get(config.get('sampling')))
   for round_num, event in enumerate(events, start=1):
     if type(event).__name__ != wanted:
       problems.append(f'round {round_num}: event {type(event).__name__} does not '
-                      f'match sampling {config.get("sampling")!r}')
+                      f'match sampling {config.get("sampling")!r} with aggregator '
+                      f'{aggregator!r}')
     elif wanted == 'PoissonSampledDpEvent' and not _close(
         event.sampling_probability, config.get('sampling_probability')):
       problems.append(f'round {round_num}: sampling probability '
