@@ -49,7 +49,7 @@ def run(tiny_prepared, tmp_path_factory):
       f'--root_output_dir={root}', '--experiment_name=tiny',
       f'--total_rounds={ROUNDS}', f'--clients_per_round={CLIENTS_PER_ROUND}',
       f'--noise_multiplier={NOISE_MULTIPLIER}', '--clipped_count_stddev=0.5',
-      f'--delta={DELTA}', '--base_filters=4', '--seed=3')
+      f'--delta={DELTA}', '--base_filters=4', '--seed=3', '--eval_every=2')
   assert result.returncode == 0, result.stdout + result.stderr
   return os.path.join(root, 'tiny'), manifest, result.stdout, data_dir
 
@@ -68,8 +68,12 @@ def test_outputs_and_progress(run):
                'checkpoints/round_1', 'checkpoints/round_3'):
     assert os.path.exists(os.path.join(run_dir, name)), name
   for round_num in range(1, ROUNDS + 1):
-    assert f'round {round_num}/{ROUNDS}:' in stdout
+    assert re.search(rf'round {round_num}/{ROUNDS}: \d+ clients, loss [\d.]+, clip [\d.]+, '
+                     r'epsilon \(RDP\) [\d.]+', stdout)
+  assert re.search(rf'round 2/{ROUNDS}: .*held-out Dice [\d.]+', stdout)
   assert 'Privacy report:' in stdout and 'SavedModel:' in stdout
+  assert any(name.startswith('events.out.tfevents')
+             for name in os.listdir(os.path.join(run_dir, 'tensorboard')))
   config = _read_json(os.path.join(run_dir, 'config.json'))
   assert config['noise_multiplier'] == NOISE_MULTIPLIER
   assert config['total_rounds'] == ROUNDS
@@ -88,6 +92,11 @@ def test_metrics_and_ledger_agree(run):
   assert all(np.isfinite(float(r['loss'])) for r in rows)
   assert float(rows[0]['clip_norm']) == pytest.approx(0.1)
   assert float(rows[1]['clip_norm']) == pytest.approx(float(rows[0]['next_clip_norm']))
+  # Held-out evaluation every 2 rounds; the epsilon so far is the report's curve.
+  assert [r['holdout_dice'] != '' for r in rows] == [False, True, False]
+  report = _read_json(os.path.join(run_dir, 'privacy', 'report.json'))
+  for row, point in zip(rows, report['per_round']):
+    assert float(row['epsilon_rdp']) == pytest.approx(point['epsilon_rdp'], rel=1e-9)
   for entry in ledger:
     assert entry['effective_noise_multiplier'] == pytest.approx(NOISE_MULTIPLIER, rel=1e-6)
     assert entry['round_event']['event_type'] == 'PoissonSampledDpEvent'
@@ -241,6 +250,21 @@ def test_stray_argument_is_an_error(run):
                       '--experiment_name=other', f'--root_output_dir={run_dir}', 'extra')
   assert result.returncode != 0
   assert "Unexpected arguments: ['extra']" in result.stderr
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--aggregator=dp_ftrl'], "'dp_ftrl' needs sampling 'shuffled'"),
+    (['--noise_multiplier=3.0'], 'needs clipped_count_stddev > 1.5'),
+    (['--unet_depth=6'], 'unet_depth 6 needs an image size divisible by 64'),
+])
+def test_impossible_settings_are_refused_before_training(run, flags, message):
+  run_dir, _, _, data_dir = run
+  result = run_module('experiments.run_dp_fedavg', f'--data_dir={data_dir}',
+                      '--experiment_name=refused', f'--root_output_dir={run_dir}', *flags)
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert 'round 1/' not in result.stdout and not os.path.exists(
+      os.path.join(run_dir, 'refused'))
 
 
 def test_export_matches_the_training_time_keras_model(run):
