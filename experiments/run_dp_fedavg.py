@@ -42,6 +42,8 @@ _CLIENTS_PER_ROUND = flags.DEFINE_float(
 _SAMPLING = flags.DEFINE_enum('sampling', 'poisson', sampling.SAMPLING_MODES,
                               'Client sampling (the accountant assumes the same).')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Client batch size.')
+_CLIENT_EPOCHS = flags.DEFINE_integer('client_epochs', 1,
+                                      'Passes over its data each client makes per round.')
 _CLIENT_OPTIMIZER = flags.DEFINE_enum('client_optimizer', 'sgd', dp_fedavg.OPTIMIZERS,
                                       'Client optimizer (its state is new each round).')
 _CLIENT_LEARNING_RATE = flags.DEFINE_float('client_learning_rate', 0.1, 'Client learning rate.')
@@ -97,6 +99,7 @@ def config_from_flags() -> experiment.ExperimentConfig:
       server_optimizer=_SERVER_OPTIMIZER.value,
       server_learning_rate=_SERVER_LEARNING_RATE.value,
       server_momentum=_SERVER_MOMENTUM.value, batch_size=_BATCH_SIZE.value,
+      client_epochs=_CLIENT_EPOCHS.value,
       base_filters=_BASE_FILTERS.value, unet_depth=_UNET_DEPTH.value, seed=_SEED.value,
       checkpoint_every=_CHECKPOINT_EVERY.value,
       checkpoints_to_keep=_CHECKPOINTS_TO_KEEP.value, eval_every=_EVAL_EVERY.value,

@@ -10,7 +10,10 @@ sweep. Writes ROOT/NAME/privacy_utility.{csv,md,png}.
 """
 
 import os
-import subprocess
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import subprocess  # pylint: disable=g-import-not-at-top
 import sys
 import time
 

@@ -56,6 +56,7 @@ def test_noise_split_matches_tff():
     ({'aggregator': 'dp_adaptive', 'sampling': 'shuffled'},
      "'shuffled' is accounted only for aggregator 'dp_ftrl'"),
     ({'eval_every': -1}, 'eval_every must be >= 0'),
+    ({'client_epochs': 0}, 'client_epochs must be >= 1'),
 ])
 def test_bad_settings(overrides, message):
   with pytest.raises(ValueError, match=message):

@@ -58,6 +58,7 @@ class ExperimentConfig:
   server_learning_rate: float = 1.0
   server_momentum: float = 0.9
   batch_size: int = 8
+  client_epochs: int = 1
   base_filters: int = 8
   unet_depth: int = 3
   seed: int = 0
@@ -86,6 +87,8 @@ def validate(config: ExperimentConfig, client_ids: list[str]):
     raise ValueError(f'total_rounds must be >= 1. Found {config.total_rounds}.')
   if config.checkpoint_every < 1:
     raise ValueError(f'checkpoint_every must be >= 1. Found {config.checkpoint_every}.')
+  if config.client_epochs < 1:
+    raise ValueError(f'client_epochs must be >= 1. Found {config.client_epochs}.')
   if config.eval_every < 0:
     raise ValueError(f'eval_every must be >= 0 (0: at the end only). Found {config.eval_every}.')
   if not 0 < config.delta < 1:
@@ -194,7 +197,8 @@ def with_client_datasets(process: tff.learning.templates.LearningProcess,
   """The process taking client keys (`client_key`) instead of datasets.
 
   Each client's dataset is built where the client runs, from its TFRecord
-  file: (image, mask) batches, shuffled by seed and round. Only the keys
+  file: `client_epochs` passes of (image, mask) batches, shuffled by seed and
+  round (afresh each pass). Only the keys
   travel from the coordinator; no dataset graph is serialised per round.
   """
   if any(KEY_SEPARATOR in c for c in client_data.client_ids):
@@ -207,6 +211,7 @@ def with_client_datasets(process: tff.learning.templates.LearningProcess,
     return (client_data.serializable_dataset_fn(parts[0])
             .map(lambda s: (s['image'], s['mask']))
             .shuffle(1024, seed=config.seed * 100003 + round_num)
+            .repeat(config.client_epochs)
             .batch(config.batch_size))
 
   return tff.simulation.compose_dataset_computation_with_learning_process(

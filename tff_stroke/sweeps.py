@@ -179,11 +179,12 @@ def _plot(rows: list[dict], central_dice: Optional[float], path: str) -> None:
   private = [r for r in rows if _epsilon(r) is not None]
   axes.scatter([_epsilon(r) for r in private], [r['holdout_dice'] for r in private])
   for row in private:
-    axes.annotate(row['run'], (_epsilon(row), row['holdout_dice']), fontsize=6)
+    axes.annotate(f'{row["aggregator"]} z={row["noise_multiplier"]}',
+                  (_epsilon(row), row['holdout_dice']), fontsize=7)
   for row in rows:
     if _epsilon(row) is None:
       axes.axhline(row['holdout_dice'], color='gray', linestyle=':',
-                   label=f'not private: {row["run"]}')
+                   label=f'{row["aggregator"]} (not private)')
   if central_dice is not None:
     axes.axhline(central_dice, color='black', linestyle='--', label='centralised')
   if private and all(_epsilon(r) > 0 for r in private):
