@@ -66,6 +66,7 @@ def test_grid_runs_and_references_with_names_and_commands(tmp_path):
     ({'centralized': {'rounds': 3}}, 'centralized: unknown setting'),
     ({'runs': [{'noise_multiplier': 0.5, 'aggregator': 'dp_fixed'}]}, 'same settings'),
     ({'extra': 1}, r"unknown section\(s\) \['extra'\]"),
+    ({'grid': {}, 'runs': []}, 'names no run'),
 ])
 def test_bad_sweep_files_are_refused(tmp_path, change, message):
   with pytest.raises(ValueError, match=message):

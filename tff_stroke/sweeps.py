@@ -11,7 +11,8 @@ runs and the references:
 
 Every key is a setting of `experiment.ExperimentConfig` (of
 `centralized.CentralizedConfig` under "centralized"). The grid is the
-cartesian product of its lists; "runs" adds single points. Each run has its
+cartesian product of its lists; "runs" adds single points (at least one of
+the two is needed). Each run has its
 own folder under ROOT/NAME/, named by the settings it changes; a run whose
 folder holds summary.json is finished and not run again, an unfinished one
 resumes. The table has one row per run: epsilon at delta and held-out
@@ -85,8 +86,11 @@ def load_sweep(path: str) -> tuple[str, list[SweepRun]]:
   _check_keys(grid, experiment.ExperimentConfig, f'{path}: grid')
   if any(not isinstance(values, list) or not values for values in grid.values()):
     raise ValueError(f'{path}: every grid entry must be a non-empty list')
-  points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+  points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())
+            ] if grid else []
   points += spec.get('runs', [])
+  if not points:
+    raise ValueError(f'{path}: the sweep file names no run (give "grid" or "runs")')
   runs = []
   for point in points:
     _check_keys(point, experiment.ExperimentConfig, f'{path}: run {point}')
