@@ -19,18 +19,32 @@ def build_client_data(data_dir: str, manifest: dict) -> tff.simulation.datasets.
   for client_id, path in files.items():
     if not os.path.exists(path):
       raise FileNotFoundError(f'{path}: file of client {client_id} is missing')
-  image_size = manifest['image_size']
   return tff.simulation.datasets.FilePerUserClientData(
-      files, lambda path: tfrecords.read_slices(path, image_size))
+      files, lambda path: read_file(path, manifest))
 
 
-def holdout_path(data_dir: str, manifest: dict) -> str:
-  return os.path.join(data_dir, manifest['holdout']['file'])
+def num_channels(manifest: dict) -> int:
+  return len(manifest['preprocessing']['channels'])
+
+
+def read_file(path: str, manifest: dict) -> tf.data.Dataset:
+  """Parsed slices of one file of the prepared folder."""
+  return tfrecords.read_slices(path, manifest['image_size'], num_channels(manifest),
+                               manifest['compression'])
+
+
+def split_dataset(data_dir: str, manifest: dict, split: str) -> tf.data.Dataset:
+  """Parsed slices of a held-out split: 'holdout', 'validation' or 'test_sites'.
+
+  Raises:
+    KeyError: the conversion wrote no such split.
+  """
+  return read_file(os.path.join(data_dir, manifest[split]['file']), manifest)
 
 
 def pooled_dataset(data_dir: str, manifest: dict) -> tf.data.Dataset:
   """Every training client's slices as one dataset, for centralised baselines."""
   paths = [os.path.join(data_dir, manifest['clients'][c]['file'])
            for c in sorted(manifest['clients'])]
-  return tf.data.TFRecordDataset(paths).map(
-      lambda s: tfrecords.parse_slice(s, manifest['image_size']))
+  return tf.data.TFRecordDataset(paths, compression_type=manifest['compression']).map(
+      lambda s: tfrecords.parse_slice(s, manifest['image_size'], num_channels(manifest)))

@@ -64,6 +64,16 @@ def normalize_volume(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return zscore_normalize(volume, foreground), foreground
 
 
+def normalize_channels(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """`normalize_volume` on each channel of [X, Y, Z, C].
+
+  Returns:
+    (normalised [X, Y, Z, C], foreground of the first (reference) channel).
+  """
+  results = [normalize_volume(volume[..., c]) for c in range(volume.shape[3])]
+  return np.stack([normalized for normalized, _ in results], axis=-1), results[0][1]
+
+
 def crop_or_pad_in_plane(volume: np.ndarray, image_size: int) -> np.ndarray:
   """Centre-crops or zero-pads axes 0 and 1 to `image_size`.
 
@@ -98,6 +108,7 @@ def describe(image_size: int, spacing_mm: float, channels: Sequence[str]) -> dic
       'resampling': 'scipy.ndimage.zoom, grid_mode, field of view kept: '
                     'linear for images, nearest for masks',
       'channels': list(channels),
+      'channel_grid': 'the first channel\'s; other channels resampled onto it (linear)',
       'normalization': 'z-score per channel over its foreground, clipped',
       'foreground_fraction': FOREGROUND_FRACTION,
       'foreground_percentile': FOREGROUND_PERCENTILE,

@@ -6,12 +6,13 @@ import tensorflow as tf
 
 def serialize_slice(image: np.ndarray, mask: np.ndarray, *, subject_id: str,
                     site: str, slice_index: int) -> bytes:
-  """Serialises one [H, W] slice and its mask as a tf.train.Example."""
+  """Serialises one [H, W] or [H, W, C] slice and its [H, W] mask."""
   feature = {
       'image': _bytes(np.asarray(image, np.float32).tobytes()),
       'mask': _bytes(np.asarray(mask, np.uint8).tobytes()),
       'height': _int(image.shape[0]),
       'width': _int(image.shape[1]),
+      'channels': _int(image.shape[2] if image.ndim == 3 else 1),
       'subject_id': _bytes(subject_id.encode()),
       'site': _bytes(site.encode()),
       'slice_index': _int(slice_index),
@@ -25,27 +26,30 @@ _FEATURES = {
     'mask': tf.io.FixedLenFeature([], tf.string),
     'height': tf.io.FixedLenFeature([], tf.int64),
     'width': tf.io.FixedLenFeature([], tf.int64),
+    'channels': tf.io.FixedLenFeature([], tf.int64),
     'subject_id': tf.io.FixedLenFeature([], tf.string),
     'site': tf.io.FixedLenFeature([], tf.string),
     'slice_index': tf.io.FixedLenFeature([], tf.int64),
 }
 
 
-def parse_slice(serialized: tf.Tensor, image_size: int) -> dict[str, tf.Tensor]:
-  """Parses one example into image [S, S, 1] float32 and mask [S, S, 1] float32."""
+def parse_slice(serialized: tf.Tensor, image_size: int,
+                channels: int = 1) -> dict[str, tf.Tensor]:
+  """Parses one example into image [S, S, C] float32 and mask [S, S, 1] float32."""
   parsed = tf.io.parse_single_example(serialized, _FEATURES)
-  shape = [image_size, image_size, 1]
-  image = tf.reshape(tf.io.decode_raw(parsed['image'], tf.float32), shape)
+  image = tf.reshape(tf.io.decode_raw(parsed['image'], tf.float32),
+                     [image_size, image_size, channels])
   mask = tf.reshape(tf.cast(tf.io.decode_raw(parsed['mask'], tf.uint8),
-                            tf.float32), shape)
+                            tf.float32), [image_size, image_size, 1])
   return {'image': image, 'mask': mask, 'subject_id': parsed['subject_id'],
           'site': parsed['site'], 'slice_index': parsed['slice_index']}
 
 
-def read_slices(path: str, image_size: int) -> tf.data.Dataset:
-  """Dataset of parsed slices from one TFRecord file."""
-  return tf.data.TFRecordDataset(path).map(
-      lambda s: parse_slice(s, image_size))
+def read_slices(path: str, image_size: int, channels: int = 1,
+                compression: str = '') -> tf.data.Dataset:
+  """Dataset of parsed slices from one TFRecord file ('' or 'GZIP' compressed)."""
+  return tf.data.TFRecordDataset(path, compression_type=compression).map(
+      lambda s: parse_slice(s, image_size, channels))
 
 
 def _bytes(value: bytes) -> tf.train.Feature:

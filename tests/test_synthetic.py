@@ -20,14 +20,14 @@ def test_layout_lesions_and_reproducibility(tmp_path, tiny_tree):
   assert len(subjects) == 9
   assert {s.site for s in subjects} == {'R001', 'R002', 'R003'}
   first = subjects[0]
-  assert first.image_path == os.path.join(
+  assert first.image_paths[0] == os.path.join(
       root, 'Training', 'R001', 'sub-r001s001', 'ses-1', 'anat',
       'sub-r001s001_ses-1_space-MNI152NLin2009aSym_T1w.nii.gz')
   assert first.mask_path.endswith(
       'sub-r001s001_ses-1_space-MNI152NLin2009aSym_label-L_desc-T1lesion_mask.nii.gz')
-  assert atlas.discover_subjects(root) == subjects
+  assert atlas.discover(root) == subjects
   for subject in subjects:
-    image = nib.load(subject.image_path)
+    image = nib.load(subject.image_paths[0])
     mask = np.asarray(nib.load(subject.mask_path).dataobj)
     assert image.shape == mask.shape
     assert set(np.unique(mask)) == {0, 1}
@@ -38,7 +38,7 @@ def test_layout_lesions_and_reproducibility(tmp_path, tiny_tree):
     assert len(f.read().strip().splitlines()) == 10
 
   again = str(tmp_path / 'again')
-  repeat = synthetic.synthesize_atlas_tree(again, num_sites=3, subjects_per_site=3,
+  repeat = synthetic.synthesize_tree(again, num_sites=3, subjects_per_site=3,
                                            seed=7, voxel_size_mm=6)
-  assert _digest(s.image_path for s in repeat) == _digest(s.image_path for s in subjects)
+  assert _digest(s.image_paths[0] for s in repeat) == _digest(s.image_paths[0] for s in subjects)
   assert _digest(s.mask_path for s in repeat) == _digest(s.mask_path for s in subjects)

@@ -72,7 +72,9 @@ def run_centralized(config: CentralizedConfig, log: Callable[[str], None] = prin
       os.path.join(run_dir, run_export.TRAINING_DATA_NAME), indent=2)
 
   tf.keras.utils.set_random_seed(config.seed)
-  model = models.build_unet(manifest['image_size'], base_filters=config.base_filters,
+  model = models.build_unet(manifest['image_size'],
+                            channels=client_data_lib.num_channels(manifest),
+                            base_filters=config.base_filters,
                             depth=config.unet_depth)
   model.compile(KERAS_OPTIMIZERS[config.optimizer](config.learning_rate),
                 loss=models.DiceBCELoss(), metrics=[models.PooledDice()])

@@ -164,9 +164,9 @@ def load_config(run_dir: str) -> ExperimentConfig:
   return ExperimentConfig(**{k: v for k, v in record.items() if k in names})
 
 
-def build_learning_process(config: ExperimentConfig, image_size: int):
+def build_learning_process(config: ExperimentConfig, image_size: int, channels: int = 1):
   """The learning process of `config`: FedAvg with the configured aggregator."""
-  model_fn = _model_fn(image_size, config.base_filters, config.unet_depth)
+  model_fn = _model_fn(image_size, channels, config.base_filters, config.unet_depth)
   return dp_fedavg.build_process(
       model_fn, aggregator=config.aggregation().build_factory(model_fn),
       client_optimizer=dp_fedavg.build_optimizer(
@@ -177,8 +177,9 @@ def build_learning_process(config: ExperimentConfig, image_size: int):
       loop=config.loop)
 
 
-def build_keras_model(config: ExperimentConfig, image_size: int) -> tf.keras.Model:
-  return models.build_unet(image_size, base_filters=config.base_filters,
+def build_keras_model(config: ExperimentConfig, image_size: int,
+                      channels: int = 1) -> tf.keras.Model:
+  return models.build_unet(image_size, channels=channels, base_filters=config.base_filters,
                            depth=config.unet_depth)
 
 
@@ -248,8 +249,8 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
       os.path.join(run_dir, run_export.TRAINING_DATA_NAME), indent=2)
 
   tf.keras.utils.set_random_seed(config.seed)
-  image_size = manifest['image_size']
-  process = build_learning_process(config, image_size)
+  image_size, channels = manifest['image_size'], client_data_lib.num_channels(manifest)
+  process = build_learning_process(config, image_size, channels)
   training_process = with_client_datasets(
       process, client_data_lib.build_client_data(config.data_dir, manifest), config)
 
@@ -281,7 +282,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
 
   last_rows = list(checkpoint.metrics_rows) if checkpoint else []
   tensorboard = tf.summary.create_file_writer(os.path.join(run_dir, 'tensorboard'))
-  eval_model = build_keras_model(config, image_size)
+  eval_model = build_keras_model(config, image_size, channels)
 
   def evaluate(round_num, state):
     if not config.eval_every or round_num % config.eval_every:
@@ -375,13 +376,14 @@ def _epsilon_text(value: Optional[float]) -> str:
   return 'no finite bound' if value is None else f'{value:.4g}'
 
 
-def _model_fn(image_size: int, base_filters: int, depth: int):
-  input_spec = (tf.TensorSpec([None, image_size, image_size, 1], tf.float32),
+def _model_fn(image_size: int, channels: int, base_filters: int, depth: int):
+  input_spec = (tf.TensorSpec([None, image_size, image_size, channels], tf.float32),
                 tf.TensorSpec([None, image_size, image_size, 1], tf.float32))
 
   def model_fn() -> tff.learning.models.VariableModel:
     return tff.learning.models.from_keras_model(
-        models.build_unet(image_size, base_filters=base_filters, depth=depth),
+        models.build_unet(image_size, channels=channels, base_filters=base_filters,
+                          depth=depth),
         loss=models.DiceBCELoss(), input_spec=input_spec,
         metrics=[models.PooledDice()])
   return model_fn
@@ -406,9 +408,10 @@ def load_checkpoint_model(run_dir: str, round_num: Optional[int] = None
     raise FileNotFoundError(f'{run_dir}: no checkpoint of round {round_num}; '
                             f'checkpoints: {available or "none"}')
   with open(os.path.join(run_dir, run_export.PREPROCESSING_NAME)) as f:
-    image_size = json.load(f)['image_size']
-  process = build_learning_process(config, image_size)
+    preprocessing = json.load(f)
+  image_size, channels = preprocessing['image_size'], len(preprocessing['channels'])
+  process = build_learning_process(config, image_size, channels)
   checkpoint = checkpoints.load(round_num, process.initialize())
-  model = build_keras_model(config, image_size)
+  model = build_keras_model(config, image_size, channels)
   process.get_model_weights(checkpoint.server_state).assign_weights_to(model)
   return model, round_num

@@ -19,7 +19,9 @@ def training_data_summary(manifest: dict) -> dict:
       'client_unit': manifest['client_unit'],
       'num_clients': len(manifest['clients']),
       'per_site': dict(sorted(per_site.items())),
+      'partition': manifest['partition']['scheme'],
       'held_out_subjects': len(manifest['holdout']['subjects']),
+      'held_out_sites': manifest['split']['test_sites'],
       'skipped_subjects': len(manifest['skipped']),
       'source_layout': manifest['source']['layout'],
   }

@@ -11,7 +11,6 @@ from typing import Optional
 import tensorflow as tf
 
 from data_pipelines import client_data as client_data_lib
-from data_pipelines import tfrecords
 from tff_stroke import evaluation
 from tff_stroke import export
 from tff_stroke import model_card
@@ -41,12 +40,19 @@ def finished_report(run_dir: str) -> dict:
   return _read_json(run_dir, REPORT_PATH)
 
 
+EVALUATED_SPLITS = {'holdout': 'held_out_subjects', 'test_sites': 'held_out_sites'}
+
+
 def evaluate_holdout(model: tf.keras.Model, data_dir: str, manifest: dict) -> dict:
-  """{'held_out_subjects': per-subject, per-site and overall volume metrics}."""
-  holdout = tfrecords.read_slices(
-      client_data_lib.holdout_path(data_dir, manifest), manifest['image_size'])
-  return {'held_out_subjects': evaluation.evaluate_subjects(
-      model, holdout, spacing_mm=manifest['preprocessing']['spacing_mm'])}
+  """Per-subject, per-site and overall volume metrics of the held-out subjects
+  of the training sites ('held_out_subjects') and, when the conversion held
+  sites out, of those sites ('held_out_sites')."""
+  return {
+      name: evaluation.evaluate_subjects(
+          model, client_data_lib.split_dataset(data_dir, manifest, split),
+          spacing_mm=manifest['preprocessing']['spacing_mm'])
+      for split, name in EVALUATED_SPLITS.items() if split in manifest
+  }
 
 
 def export_run_model(run_dir: str, model: tf.keras.Model, evaluation_result: Optional[dict],
@@ -73,8 +79,11 @@ def write_run_summary_markdown(run_dir: str, facts: list[str], evaluation_result
   """summary.md: `facts` (one bullet each), the per-site evaluation, the outputs."""
   lines = [f'# Run {os.path.basename(run_dir)}', '', *[f'- {fact}' for fact in facts], '',
            '## Held-out subjects (volume metrics, mean per site)', '',
-           *evaluation.markdown_table(evaluation_result['held_out_subjects']), '',
-           '## Outputs', '']
+           *evaluation.markdown_table(evaluation_result['held_out_subjects']), '']
+  if 'held_out_sites' in evaluation_result:
+    lines += ['## Held-out sites (volume metrics, mean per site)', '',
+              *evaluation.markdown_table(evaluation_result['held_out_sites']), '']
+  lines += ['## Outputs', '']
   for name in sorted(os.listdir(run_dir)):
     if not name.startswith('summary.'):
       lines.append(f'- {name}/' if os.path.isdir(os.path.join(run_dir, name)) else f'- {name}')
