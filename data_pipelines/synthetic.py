@@ -199,9 +199,10 @@ def synthesize_subject(template: Template, modalities, effects: SiteEffects,
 def _brats_labels(lesion: np.ndarray) -> np.ndarray:
   """Oedema (2) outside, enhancing tumour (4), necrotic core (1) inside."""
   depth = ndimage.distance_transform_edt(lesion)
+  depth /= max(float(depth.max()), 1.0)
   labels = np.where(lesion, 2, 0)
-  labels[depth > 1.5] = 4
-  labels[depth > 3.0] = 1
+  labels[depth > 0.4] = 4
+  labels[depth > 0.7] = 1
   return labels.astype(np.uint8)
 
 

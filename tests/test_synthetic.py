@@ -42,3 +42,24 @@ def test_layout_lesions_and_reproducibility(tmp_path, tiny_tree):
                                            seed=7, voxel_size_mm=6)
   assert _digest(s.image_paths[0] for s in repeat) == _digest(s.image_paths[0] for s in subjects)
   assert _digest(s.mask_path for s in repeat) == _digest(s.mask_path for s in subjects)
+
+
+def test_isles_contrasts_and_site_differences(layout_trees):
+  subjects = layout_trees['isles22'][1]
+  site_medians = {}
+  for subject in subjects:
+    dwi, adc, _ = (np.asarray(nib.load(p).dataobj) for p in subject.image_paths)
+    lesion = np.asarray(nib.load(subject.mask_path).dataobj) > 0
+    brain = (dwi > 0.1 * dwi.max()) & ~lesion
+    assert dwi[lesion].mean() > dwi[brain].mean()  # Restricted diffusion: bright on DWI,
+    assert adc[lesion].mean() < adc[brain].mean()  # dark on ADC.
+    site_medians.setdefault(subject.site, []).append(float(np.median(dwi[brain])))
+  first, second = site_medians.values()
+  assert abs(np.mean(first) - np.mean(second)) > 0.05 * max(np.mean(first), np.mean(second))
+
+
+def test_site_sizes_vary_with_spread(tmp_path):
+  subjects = synthetic.synthesize_tree(str(tmp_path), num_sites=6, subjects_per_site=4,
+                                       seed=2, voxel_size_mm=6, site_size_spread=0.5)
+  sizes = [sum(s.site == site for s in subjects) for site in sorted({s.site for s in subjects})]
+  assert len(set(sizes)) > 1 and min(sizes) >= 2 and max(sizes) <= 6
