@@ -53,7 +53,8 @@ def _write_clients(folder: str) -> dict:
         writer.write(tfrecords.serialize_slice(image, mask, subject_id=f's{c}', site='R001',
                                                slice_index=s))
     clients[f'c{c}'] = {'file': name}
-  return {'clients': clients, 'image_size': IMAGE_SIZE}
+  return {'clients': clients, 'image_size': IMAGE_SIZE, 'compression': '',
+          'preprocessing': {'channels': ['T1w']}}
 
 
 def _config(**changes) -> experiment.ExperimentConfig:

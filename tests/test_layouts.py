@@ -96,3 +96,27 @@ def test_atlas_testing_split_is_listed_for_inference_only(tiny_tree, tmp_path):
   assert [s.key for s in dataset.inference_only] == ['sub-r001s099_ses-1']
   assert dataset.inference_only[0].mask_path is None
   assert len(dataset.subjects) == len(tiny_tree[1])
+
+
+@pytest.mark.e2e
+def test_a_multimodal_federated_round_trains_on_all_channels(layout_trees, tmp_path):
+  from tff_stroke import execution  # pylint: disable=g-import-not-at-top
+  from tff_stroke import experiment  # pylint: disable=g-import-not-at-top
+  root = layout_trees['isles22'][0]
+  manifest = conversion.prepare_dataset(root, str(tmp_path), TINY_OPTIONS, site_column='site')
+  config = experiment.ExperimentConfig(
+      data_dir=str(tmp_path), root_output_dir=str(tmp_path), experiment_name='mm',
+      total_rounds=1, clients_per_round=2.0, noise_multiplier=0.0, delta=1e-5, aggregator='none',
+      sampling='all', base_filters=4, unet_depth=2, batch_size=4)
+  data = client_data.build_client_data(str(tmp_path), manifest)
+  with execution.local_cpp_context():
+    process = experiment.build_learning_process(
+        config, manifest['image_size'], client_data.num_channels(manifest))
+    state = process.initialize()
+    datasets = [data.create_tf_dataset_for_client(c).map(lambda s: (s['image'], s['mask']))
+                .batch(4) for c in sorted(manifest['clients'])]
+    output = process.next(state, datasets)
+    kernel = process.get_model_weights(output.state).trainable[0]
+    initial_kernel = process.get_model_weights(state).trainable[0]
+  assert kernel.shape[2] == 3  # The first convolution sees DWI, ADC and FLAIR.
+  assert not np.allclose(kernel, initial_kernel)
