@@ -12,12 +12,12 @@ echo "== 1/4 synthesize: 8 sites x 8 subjects (ATLAS R2.0 layout, 3 mm)"
 $py -m data_pipelines.synthesize --output_dir="$root/demo_bids" \
     --num_sites=8 --subjects_per_site=8 --voxel_size_mm=3 --seed=0
 
-echo "== 2/4 prepare: one client per subject, 64x64 axial slices, 2 subjects per site held out"
+echo "== 2/4 prepare: one client per subject, 64x64 axial slices, 2 subjects per site and site R008 held out"
 $py -m data_pipelines.prepare --bids_dir="$root/demo_bids" \
     --output_dir="$root/demo_prepared" --client_unit=subject --image_size=64 --spacing_mm=3 \
-    --holdout_fraction=0.25 --background_ratio=0.5 --seed=0
+    --holdout_fraction=0.25 --test_sites=R008 --background_ratio=0.5 --seed=0
 
-echo "== 3/4 train: DP-FedAvg, adaptive clipping, Poisson sampling (16 of 48 clients per round expected)"
+echo "== 3/4 train: DP-FedAvg, adaptive clipping, Poisson sampling (16 of 42 clients per round expected)"
 $py -m experiments.run_dp_fedavg --data_dir="$root/demo_prepared" \
     --root_output_dir="$root" --experiment_name=demo --total_rounds=30 \
     --clients_per_round=16 --noise_multiplier=0.3 --delta=1e-5 \

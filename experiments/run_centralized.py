@@ -42,6 +42,9 @@ def main(argv):
   print(f'Held-out:    Dice {summary["holdout_dice"]:.3f}, lesion-wise F1 '
         f'{summary["holdout_lesion_f1"]:.3f} (volume metrics, mean over '
         f'{summary["holdout_subjects"]} subjects)')
+  if summary['held_out_sites_dice'] is not None:
+    print(f'Held-out sites: Dice {summary["held_out_sites_dice"]:.3f} '
+          f'({summary["held_out_sites_subjects"]} subjects)')
 
 
 if __name__ == '__main__':

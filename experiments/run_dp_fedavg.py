@@ -127,6 +127,9 @@ def main(argv):
   print(f'Held-out:        Dice {_fmt(summary["holdout_dice"])}, lesion-wise F1 '
         f'{_fmt(summary["holdout_lesion_f1"])} (volume metrics, mean over '
         f'{summary["holdout_subjects"]} subjects; per site in summary.md)')
+  if summary['held_out_sites_dice'] is not None:
+    print(f'Held-out sites:  Dice {summary["held_out_sites_dice"]:.3f} '
+          f'({summary["held_out_sites_subjects"]} subjects of sites never trained on)')
 
 
 def _fmt(value):

@@ -90,3 +90,20 @@ def test_evaluate_subjects_stacks_slices_into_volumes():
   assert result['voxel_volume_ml'] == pytest.approx(0.008)
   assert result['per_site']['R002']['num_subjects'] == 1
   assert result['overall']['dice'] == pytest.approx((1 + 4 / 6) / 2)
+
+
+def test_held_out_sites_are_evaluated_apart(tiny_tree, tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from data_pipelines import conversion  # pylint: disable=g-import-not-at-top
+  from tff_stroke import models  # pylint: disable=g-import-not-at-top
+  from tff_stroke import run_export  # pylint: disable=g-import-not-at-top
+  from tests.conftest import TINY_OPTIONS  # pylint: disable=g-import-not-at-top
+  manifest = conversion.prepare_dataset(
+      tiny_tree[0], str(tmp_path), dataclasses.replace(TINY_OPTIONS, test_sites=('R003',)))
+  result = run_export.evaluate_holdout(models.build_unet(32, base_filters=4, depth=2),
+                                       str(tmp_path), manifest)
+  assert sorted(result['held_out_subjects']['per_site']) == ['R001', 'R002']
+  assert sorted(result['held_out_sites']['per_site']) == ['R003']
+  assert result['held_out_sites']['overall']['num_subjects'] == 3
+  summary = run_export.evaluation_summary(result)
+  assert summary['held_out_sites_subjects'] == 3 and summary['holdout_subjects'] == 2

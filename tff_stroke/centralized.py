@@ -105,12 +105,10 @@ def run_centralized(config: CentralizedConfig, log: Callable[[str], None] = prin
   run_export.export_run_model(
       run_dir, model, evaluation_result, saved_model_dir, private=False,
       provenance=f'Centralised training on pooled data, {config.epochs} epochs')
-  overall = evaluation_result['held_out_subjects']['overall']
   summary = {
       'run_dir': run_dir, 'report': None, 'saved_model': saved_model_dir,
       'epsilon_rdp': None, 'epsilon_pld': None, 'delta': None,
-      'holdout_dice': overall['dice'], 'holdout_lesion_f1': overall['lesion_f1'],
-      'holdout_subjects': overall['num_subjects'], 'epochs': config.epochs,
+      **run_export.evaluation_summary(evaluation_result), 'epochs': config.epochs,
       'training_seconds': training_seconds}
   run_export.write_run_summary_markdown(run_dir, [
       f'Centralised training on the pooled training clients: {config.epochs} epochs, '

@@ -347,13 +347,11 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
       run_dir, model, evaluation_result, saved_model_dir,
       provenance=f'{ALGORITHM_NAMES[config.aggregator]}, global weights after round '
                  f'{rounds_completed} of {rounds_completed}')
-  overall = evaluation_result['held_out_subjects']['overall']
   summary = {
       'run_dir': run_dir, 'report': os.path.join(run_dir, 'privacy', 'report.json'),
       'saved_model': saved_model_dir, 'epsilon_rdp': report['epsilon_rdp'],
       'epsilon_pld': report['epsilon_pld'], 'delta': config.delta,
-      'holdout_dice': overall['dice'], 'holdout_lesion_f1': overall['lesion_f1'],
-      'holdout_subjects': overall['num_subjects'],
+      **run_export.evaluation_summary(evaluation_result),
       'rounds_completed': rounds_completed, 'stop_reason': stop_reason,
       'training_seconds': training_seconds}
   run_export.write_run_summary_markdown(run_dir, [

@@ -55,6 +55,16 @@ def evaluate_holdout(model: tf.keras.Model, data_dir: str, manifest: dict) -> di
   }
 
 
+def evaluation_summary(evaluation_result: dict) -> dict:
+  """The overall figures a run's summary.json carries."""
+  overall = evaluation_result['held_out_subjects']['overall']
+  sites = evaluation_result.get('held_out_sites', {}).get('overall')
+  return {'holdout_dice': overall['dice'], 'holdout_lesion_f1': overall['lesion_f1'],
+          'holdout_subjects': overall['num_subjects'],
+          'held_out_sites_dice': sites and sites['dice'],
+          'held_out_sites_subjects': sites and sites['num_subjects']}
+
+
 def export_run_model(run_dir: str, model: tf.keras.Model, evaluation_result: Optional[dict],
                      output_dir: str, *, provenance: str, private: bool = True) -> None:
   """Exports `model` with the run's privacy report (if `private`) and a model card.
