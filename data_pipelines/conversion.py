@@ -64,6 +64,7 @@ class ConversionOptions:
     background_ratio: if set, training clients keep every lesion slice and at
       most this many lesion-free slices per lesion slice.
     compression: '' or 'GZIP' for the TFRecord files.
+    normalization: 'zscore' or 'percentile' (see preprocessing.normalize_volume).
     seed: seeds partition, split and slice choice.
   """
   image_size: int
@@ -77,6 +78,7 @@ class ConversionOptions:
   test_sites: tuple[str, ...] = ()
   background_ratio: Optional[float] = None
   compression: str = ''
+  normalization: str = 'zscore'
   seed: int = 0
 
   def validate(self) -> None:
@@ -103,6 +105,9 @@ class ConversionOptions:
       raise ValueError('holdout_fraction and validation_fraction must be non-negative with '
                        f'a sum below 1. Found {self.holdout_fraction} and '
                        f'{self.validation_fraction}.')
+    if self.normalization not in preprocessing.NORMALIZATIONS:
+      raise ValueError(f'normalization must be one of {preprocessing.NORMALIZATIONS}. '
+                       f'Found {self.normalization!r}.')
     if self.compression not in COMPRESSIONS:
       raise ValueError(f'compression must be one of {COMPRESSIONS}. Found {self.compression!r}.')
 
@@ -144,7 +149,7 @@ def subject_slices(subject: Subject, mask_labels, options: ConversionOptions):
   resampled = preprocessing.resize_to_shape(image.data, shape, order=1)
   mask = preprocessing.resize_to_shape(mask, shape, order=0)
   try:
-    normalized, foreground = preprocessing.normalize_channels(resampled)
+    normalized, foreground = preprocessing.normalize_channels(resampled, options.normalization)
   except ValueError as e:
     raise nifti.NiftiError(f'{subject.image_paths[0]}: {e}') from e
   image_2d = preprocessing.crop_or_pad_in_plane(normalized, options.image_size)
@@ -295,7 +300,8 @@ def prepare_dataset(bids_dir: str, output_dir: str, options: ConversionOptions, 
       'image_size': options.image_size,
       'compression': options.compression,
       'preprocessing': {
-          **preprocessing.describe(options.image_size, options.spacing_mm, dataset.channels),
+          **preprocessing.describe(options.image_size, options.spacing_mm, dataset.channels,
+                                   options.normalization),
           'mask_labels': list(dataset.mask_labels),
           'training_background_ratio': options.background_ratio,
       },

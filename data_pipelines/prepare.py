@@ -38,6 +38,10 @@ _TEST_SITES = flags.DEFINE_list('test_sites', [], 'Sites held out whole (general
 _BACKGROUND_RATIO = flags.DEFINE_float(
     'background_ratio', None, 'If set, training clients keep every lesion slice and at most '
     'this many lesion-free slices per lesion slice. Held-out subjects keep all.')
+_NORMALIZATION = flags.DEFINE_enum(
+    'normalization', 'zscore', ('zscore', 'percentile'),
+    'Per-volume intensity normalisation: z-score over the brain, or the same after '
+    'clipping to the 0.5 and 99.5 percentiles of the brain.')
 _COMPRESSION = flags.DEFINE_enum('compression', 'none', ('none', 'gzip'),
                                  'Compression of the TFRecord files.')
 _NUM_WORKERS = flags.DEFINE_integer('num_workers', 1, 'Processes converting subjects.')
@@ -56,7 +60,8 @@ def main(argv):
       holdout_fraction=_HOLDOUT_FRACTION.value,
       validation_fraction=_VALIDATION_FRACTION.value,
       test_sites=tuple(_TEST_SITES.value), background_ratio=_BACKGROUND_RATIO.value,
-      compression='' if _COMPRESSION.value == 'none' else 'GZIP', seed=_SEED.value)
+      compression='' if _COMPRESSION.value == 'none' else 'GZIP',
+      normalization=_NORMALIZATION.value, seed=_SEED.value)
   try:
     manifest = conversion.prepare_dataset(
         _BIDS_DIR.value, _OUTPUT_DIR.value, options, layout=_LAYOUT.value,

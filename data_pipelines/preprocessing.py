@@ -17,6 +17,10 @@ FOREGROUND_FRACTION = 0.05
 FOREGROUND_PERCENTILE = 99.0
 # Normalised intensities are clipped to +-CLIP_SD standard deviations.
 CLIP_SD = 5.0
+# 'percentile' normalisation first clips intensities to these percentiles of
+# the foreground (robust to hot voxels and bias), then z-scores.
+NORMALIZATIONS = ('zscore', 'percentile')
+PERCENTILE_CLIP = (0.5, 99.5)
 # An axial slice is kept when at least this fraction of it is foreground.
 MIN_SLICE_FOREGROUND = 0.01
 
@@ -58,19 +62,27 @@ def zscore_normalize(volume: np.ndarray, foreground: np.ndarray) -> np.ndarray:
   return np.clip(normalized, -CLIP_SD, CLIP_SD).astype(np.float32)
 
 
-def normalize_volume(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Z-scores one channel over its own foreground; returns (normalised, foreground)."""
+def normalize_volume(volume: np.ndarray,
+                     method: str = 'zscore') -> tuple[np.ndarray, np.ndarray]:
+  """Normalises one channel over its own foreground; returns (normalised, foreground).
+
+  'zscore': z-score over the foreground; 'percentile': clip to the
+  PERCENTILE_CLIP percentiles of the foreground first.
+  """
   foreground = foreground_mask(volume)
+  if method == 'percentile' and foreground.any():
+    volume = np.clip(volume, *np.percentile(volume[foreground], PERCENTILE_CLIP))
   return zscore_normalize(volume, foreground), foreground
 
 
-def normalize_channels(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalize_channels(volume: np.ndarray,
+                       method: str = 'zscore') -> tuple[np.ndarray, np.ndarray]:
   """`normalize_volume` on each channel of [X, Y, Z, C].
 
   Returns:
     (normalised [X, Y, Z, C], foreground of the first (reference) channel).
   """
-  results = [normalize_volume(volume[..., c]) for c in range(volume.shape[3])]
+  results = [normalize_volume(volume[..., c], method) for c in range(volume.shape[3])]
   return np.stack([normalized for normalized, _ in results], axis=-1), results[0][1]
 
 
@@ -100,7 +112,8 @@ def brain_slice_indices(foreground: np.ndarray) -> np.ndarray:
   return np.flatnonzero(fraction >= MIN_SLICE_FOREGROUND)
 
 
-def describe(image_size: int, spacing_mm: float, channels: Sequence[str]) -> dict:
+def describe(image_size: int, spacing_mm: float, channels: Sequence[str],
+             normalization: str = 'zscore') -> dict:
   """Every preprocessing parameter, as manifest.json and the SavedModel record it."""
   return {
       'orientation': 'RAS+ (nibabel closest canonical)',
@@ -109,7 +122,12 @@ def describe(image_size: int, spacing_mm: float, channels: Sequence[str]) -> dic
                     'linear for images, nearest for masks',
       'channels': list(channels),
       'channel_grid': 'the first channel\'s; other channels resampled onto it (linear)',
-      'normalization': 'z-score per channel over its foreground, clipped',
+      'normalization': normalization,
+      'normalization_text': ('z-score per channel over its foreground, clipped' +
+                             (f'; intensities first clipped to the {PERCENTILE_CLIP} '
+                              'percentiles of the foreground' if normalization == 'percentile'
+                              else '')),
+      'percentile_clip': list(PERCENTILE_CLIP) if normalization == 'percentile' else None,
       'foreground_fraction': FOREGROUND_FRACTION,
       'foreground_percentile': FOREGROUND_PERCENTILE,
       'clip_sd': CLIP_SD,

@@ -60,3 +60,17 @@ def test_brain_slice_indices():
   foreground[:, :, 1] = True
   foreground[0, 0, 3] = True  # 1% of the slice: kept at the threshold
   np.testing.assert_array_equal(preprocessing.brain_slice_indices(foreground), [1, 3])
+
+
+@pytest.mark.parametrize('method', preprocessing.NORMALIZATIONS)
+def test_in_graph_normalisation_matches_the_pipeline(method):
+  from tff_stroke import export  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(4)
+  volume = np.zeros((20, 18, 16), np.float32)
+  volume[4:16, 3:15, 2:14] = rng.gamma(4.0, 100.0, size=(12, 12, 12))
+  volume[10, 10, 10] = 1e5  # A hot voxel: percentile clipping tames it.
+  expected, _ = preprocessing.normalize_volume(volume, method)
+  in_graph = export._normalize_channel(tf.constant(volume), method).numpy()  # pylint: disable=protected-access
+  np.testing.assert_allclose(in_graph, expected, atol=1e-4)
+  if method == 'percentile':
+    assert expected[10, 10, 10] < preprocessing.CLIP_SD

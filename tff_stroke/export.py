@@ -7,7 +7,7 @@ Signatures:
   already at the training spacing -> {'lesion_probability': [X, Y, Z],
   'lesion_mask': uint8 [X, Y, Z]}. Inside the graph it repeats the training
   pipeline (data_pipelines.preprocessing): per-channel z-score over the
-  foreground, axial slicing, centre crop/pad to the training size, and the
+  foreground (after percentile clipping, if the data was prepared so), axial slicing, centre crop/pad to the training size, and the
   inverse crop/pad of the prediction.
 
 Assets: privacy_report.json (the run's report, byte for byte),
@@ -43,12 +43,19 @@ def _percentile(values: tf.Tensor, percent: float) -> tf.Tensor:
   return low + (high - low) * fraction
 
 
-def _normalize_channel(volume: tf.Tensor) -> tf.Tensor:
+def _normalize_channel(volume: tf.Tensor, method: str) -> tf.Tensor:
   """preprocessing.normalize_volume on one [X, Y, Z] channel."""
   flat = tf.reshape(volume, [-1])
   threshold = preprocessing.FOREGROUND_FRACTION * _percentile(
       flat, preprocessing.FOREGROUND_PERCENTILE)
-  values = tf.boolean_mask(flat, tf.cast(flat, tf.float64) > threshold)
+  foreground = tf.cast(flat, tf.float64) > threshold
+  if method == 'percentile':
+    values = tf.boolean_mask(flat, foreground)
+    low, high = (tf.cast(_percentile(values, p), tf.float32)
+                 for p in preprocessing.PERCENTILE_CLIP)
+    volume = tf.clip_by_value(volume, low, high)
+    flat = tf.reshape(volume, [-1])
+  values = tf.boolean_mask(flat, foreground)
   mean = tf.reduce_mean(values)
   std = tf.math.reduce_std(values)
   with tf.control_dependencies([tf.debugging.assert_positive(
@@ -60,9 +67,10 @@ def _normalize_channel(volume: tf.Tensor) -> tf.Tensor:
 class _SegmentationModule(tf.Module):
   """The model and its two signatures; assets attach as attributes."""
 
-  def __init__(self, model: tf.keras.Model, threshold: float):
+  def __init__(self, model: tf.keras.Model, threshold: float, normalization: str):
     super().__init__()
     self.model = model
+    self._normalization = normalization
     self._image_size = int(model.input_shape[1])
     self._channels = int(model.input_shape[3])
     self._threshold = threshold
@@ -82,7 +90,8 @@ class _SegmentationModule(tf.Module):
     tf.debugging.assert_equal(
         tf.shape(volume)[3], self._channels,
         message=f'volume must have {self._channels} channel(s)')
-    normalized = tf.map_fn(_normalize_channel, tf.transpose(volume, [3, 0, 1, 2]))
+    normalized = tf.map_fn(lambda channel: _normalize_channel(channel, self._normalization),
+                           tf.transpose(volume, [3, 0, 1, 2]))
     slices = tf.transpose(normalized, [3, 1, 2, 0])  # [Z, X, Y, C]
     fitted = tf.image.resize_with_crop_or_pad(slices, self._image_size, self._image_size)
     depth = tf.shape(fitted)[0]
@@ -120,7 +129,7 @@ def export_saved_model(model: tf.keras.Model, export_dir: str, *,
     card_path = os.path.join(staging, MODEL_CARD_ASSET)
     with open(card_path, 'w') as f:
       f.write(model_card)
-    module = _SegmentationModule(model, threshold)
+    module = _SegmentationModule(model, threshold, preprocessing_record['normalization'])
     if privacy_report_path is not None:
       report_copy = os.path.join(staging, PRIVACY_REPORT_ASSET)
       shutil.copyfile(privacy_report_path, report_copy)
