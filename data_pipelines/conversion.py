@@ -355,9 +355,10 @@ def _write_group(output_dir, relative_path, members, *, options, balance) -> dic
     for staged in members:
       keep = (chosen_slices(staged, options.background_ratio, options.seed) if balance
               else range(len(staged.lesion_flags)))
-      records = list(tf.data.TFRecordDataset(staged.path).as_numpy_iterator())
-      for i in keep:
-        writer.write(records[i])
+      keep = set(keep)
+      for i, record in enumerate(tfrecords.iterate_records(staged.path)):
+        if i in keep:
+          writer.write(record)
       num_examples += len(keep)
   os.replace(path + '.tmp', path)
   return {

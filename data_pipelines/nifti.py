@@ -98,13 +98,22 @@ def load_mask(path: str, image: Volume, *, image_path: str,
   """
   mask = load_volume(path)
   check_same_grid(image, mask, image_path=image_path, mask_path=path)
-  values = np.unique(mask.data)
-  unexpected = values[~np.isin(values, np.asarray(labels, np.float32))]
+  unexpected = _values_outside(mask.data, labels)
   if unexpected.size:
     shown = ', '.join(f'{v:g}' for v in unexpected[:5])
     raise NiftiError(f'{path}: mask holds label(s) {shown}{"..." if unexpected.size > 5 else ""}'
                      f' where only {list(labels)} are expected')
   return (mask.data > 0).astype(np.uint8)
+
+
+def _values_outside(data: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+  """The distinct values of `data` not in `labels`, in linear time for label maps."""
+  integral = np.rint(data)
+  if np.array_equal(integral, data) and integral.min() >= 0 and integral.max() < 2**16:
+    values = np.flatnonzero(np.bincount(integral.astype(np.int64).ravel()))
+  else:
+    values = np.unique(data)
+  return values[~np.isin(values, labels)]
 
 
 def check_same_grid(image: Volume, mask: Volume, *, image_path: str,

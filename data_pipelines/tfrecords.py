@@ -1,5 +1,7 @@
 """The TFRecord format of preprocessed slices: writing and parsing."""
 
+import struct
+
 import numpy as np
 import tensorflow as tf
 
@@ -50,6 +52,21 @@ def read_slices(path: str, image_size: int, channels: int = 1,
   """Dataset of parsed slices from one TFRecord file ('' or 'GZIP' compressed)."""
   return tf.data.TFRecordDataset(path, compression_type=compression).map(
       lambda s: parse_slice(s, image_size, channels))
+
+
+def iterate_records(path: str):
+  """The serialised records of an uncompressed TFRecord file, read without TF ops.
+
+  The format is, per record: uint64 length, uint32 masked CRC of the length,
+  the data, uint32 masked CRC of the data (little endian). CRCs are not
+  checked: the files are the conversion's own staging files.
+  """
+  with open(path, 'rb') as f:
+    while header := f.read(12):
+      (length,) = struct.unpack('<Q', header[:8])
+      data = f.read(length)
+      f.read(4)
+      yield data
 
 
 def _bytes(value: bytes) -> tf.train.Feature:

@@ -159,3 +159,10 @@ def test_missing_manifest_and_unknown_folder(tmp_path):
     conversion.load_manifest(str(tmp_path))
   with pytest.raises(FileNotFoundError, match='matches no known layout'):
     conversion.prepare_dataset(str(tmp_path), str(tmp_path / 'o'), TINY_OPTIONS)
+
+
+def test_records_read_without_tf_equal_tf_data(tiny_prepared):
+  output, manifest = tiny_prepared
+  path = os.path.join(output, manifest['clients']['R001']['file'])
+  assert list(tfrecords.iterate_records(path)) == list(
+      tf.data.TFRecordDataset(path).as_numpy_iterator())
