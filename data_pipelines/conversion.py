@@ -141,7 +141,7 @@ def subject_slices(subject: Subject, mask_labels, options: ConversionOptions):
       message names it.
   """
   if not subject.mask_path or not os.path.exists(subject.mask_path):
-    raise nifti.NiftiError(f'{subject.mask_path}: lesion mask missing')
+    raise nifti.NiftiError(subject.mask_path, 'lesion mask missing')
   image = nifti.load_channels(subject.image_paths)
   mask = nifti.load_mask(subject.mask_path, image, image_path=subject.image_paths[0],
                          labels=mask_labels)
@@ -151,7 +151,7 @@ def subject_slices(subject: Subject, mask_labels, options: ConversionOptions):
   try:
     normalized, foreground = preprocessing.normalize_channels(resampled, options.normalization)
   except ValueError as e:
-    raise nifti.NiftiError(f'{subject.image_paths[0]}: {e}') from e
+    raise nifti.NiftiError(subject.image_paths[0], str(e)) from e
   image_2d = preprocessing.crop_or_pad_in_plane(normalized, options.image_size)
   mask_2d = preprocessing.crop_or_pad_in_plane(mask, options.image_size)
   foreground_2d = preprocessing.crop_or_pad_in_plane(foreground, options.image_size)
@@ -177,8 +177,7 @@ def _stage_or_skip(subject, mask_labels, options, staging_dir):
   try:
     return stage_subject(subject, mask_labels, options, staging_dir)
   except nifti.NiftiError as e:
-    path = str(e).split(': ', 1)[0]
-    return layouts.skip_entry(subject, path, str(e))
+    return layouts.skip_entry(subject, e.path, str(e))
   except OSError as e:  # A file that vanished or cannot be opened for hashing.
     return layouts.skip_entry(subject, getattr(e, 'filename', '') or '', str(e))
 
@@ -207,9 +206,7 @@ def assign_clients(staged: list[StagedSubject], options: ConversionOptions) -> d
   test_sites = [s for s in staged if s.subject.site in options.test_sites]
   training_sites = [s for s in staged if s.subject.site not in options.test_sites]
   if options.partition == 'natural':
-    groups = collections.defaultdict(list)
-    for s in training_sites:
-      groups[s.subject.site].append(s)
+    names = [s.subject.site for s in training_sites]
   else:
     if options.partition == 'dirichlet':
       assignment = partitions.dirichlet_partition(
@@ -217,9 +214,10 @@ def assign_clients(staged: list[StagedSubject], options: ConversionOptions) -> d
     else:
       assignment = partitions.quantity_partition(
           len(training_sites), options.num_clients, options.alpha, rng)
-    groups = collections.defaultdict(list)
-    for s, client in zip(training_sites, assignment):
-      groups[f'client_{client:03d}'].append(s)
+    names = [f'client_{client:03d}' for client in assignment]
+  groups = collections.defaultdict(list)
+  for s, name in zip(training_sites, names):
+    groups[name].append(s)
   result = {'clients': {}, 'holdout': [], 'validation': [], 'test_sites': test_sites}
   for group in sorted(groups):
     holdout, validation, train = partitions.split_by_subject(

@@ -9,7 +9,15 @@ import numpy as np
 
 
 class NiftiError(ValueError):
-  """A NIfTI file that cannot be read or does not hold a usable volume."""
+  """A NIfTI file that cannot be read or does not hold a usable volume.
+
+  Attributes:
+    path: the file; the message is 'PATH: PROBLEM'.
+  """
+
+  def __init__(self, path: str, problem: str):
+    super().__init__(f'{path}: {problem}')
+    self.path = path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +49,14 @@ def _read_3d(path: str) -> nib.Nifti1Image:
     image = nib.load(path)
     data = np.asarray(image.get_fdata(dtype=np.float32))
   except Exception as e:  # nibabel raises many types for corrupt files.
-    raise NiftiError(f'{path}: cannot read NIfTI ({type(e).__name__}: {e})') from e
+    raise NiftiError(path, f'cannot read NIfTI ({type(e).__name__}: {e})') from e
   if data.ndim == 4 and data.shape[3] == 1:
     data = data[..., 0]
   if data.ndim != 3:
-    raise NiftiError(f'{path}: expected a 3D volume, found shape {data.shape}')
+    raise NiftiError(path, f'expected a 3D volume, found shape {data.shape}')
   non_finite = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
   if non_finite:
-    raise NiftiError(f'{path}: volume holds {non_finite} non-finite (NaN or Inf) values')
+    raise NiftiError(path, f'volume holds {non_finite} non-finite (NaN or Inf) values')
   return nib.Nifti1Image(data, image.affine)
 
 
@@ -101,7 +109,7 @@ def load_mask(path: str, image: Volume, *, image_path: str,
   unexpected = _values_outside(mask.data, labels)
   if unexpected.size:
     shown = ', '.join(f'{v:g}' for v in unexpected[:5])
-    raise NiftiError(f'{path}: mask holds label(s) {shown}{"..." if unexpected.size > 5 else ""}'
+    raise NiftiError(path, f'mask holds label(s) {shown}{"..." if unexpected.size > 5 else ""}'
                      f' where only {list(labels)} are expected')
   return (mask.data > 0).astype(np.uint8)
 
@@ -120,12 +128,10 @@ def check_same_grid(image: Volume, mask: Volume, *, image_path: str,
                     mask_path: str, atol: float = 1e-3) -> None:
   """Raises NiftiError unless image and mask share spatial shape and affine."""
   if image.data.shape[:3] != mask.data.shape[:3]:
-    raise NiftiError(
-        f'{mask_path}: mask shape {mask.data.shape[:3]} differs from image '
-        f'{image_path} shape {image.data.shape[:3]}')
+    raise NiftiError(mask_path, f'mask shape {mask.data.shape[:3]} differs from image '
+                     f'{image_path} shape {image.data.shape[:3]}')
   if not np.allclose(image.affine, mask.affine, atol=atol):
-    raise NiftiError(
-        f'{mask_path}: mask affine differs from image {image_path} affine')
+    raise NiftiError(mask_path, f'mask affine differs from image {image_path} affine')
 
 
 def save_volume(data: np.ndarray, affine: np.ndarray, path: str) -> None:

@@ -41,18 +41,18 @@ class VolumeSegmenter:
       canonical = nib.as_closest_canonical(image)
       data = np.asarray(canonical.get_fdata(dtype=np.float32))
     except Exception as e:  # nibabel raises many types for corrupt files.
-      raise nifti.NiftiError(f'{path}: not a readable NIfTI file ({type(e).__name__}: {e})') from e
+      raise nifti.NiftiError(path, f'not a readable NIfTI file ({type(e).__name__}: {e})') from e
     channels = len(self.preprocessing['channels'])
     if data.ndim == 3:
       data = data[..., None]
     if data.ndim != 4:
-      raise nifti.NiftiError(f'{path}: expected a 3D volume (or 4D with {channels} '
-                             f'channel(s) last), found shape {data.shape}')
+      raise nifti.NiftiError(path, f'expected a 3D volume (or 4D with {channels} '
+                                   f'channel(s) last), found shape {data.shape}')
     if data.shape[3] != channels:
-      raise nifti.NiftiError(f'{path}: has {data.shape[3]} volumes along axis 4; the model '
-                             f'takes {channels} channel(s) {self.preprocessing["channels"]}')
+      raise nifti.NiftiError(path, f'has {data.shape[3]} volumes along axis 4; the model '
+                                   f'takes {channels} channel(s) {self.preprocessing["channels"]}')
     if not np.all(np.isfinite(data)):
-      raise nifti.NiftiError(f'{path}: volume holds NaN or infinite values')
+      raise nifti.NiftiError(path, 'volume holds NaN or infinite values')
     return image, data
 
   def segment(self, path: str, threshold: float = 0.5) -> Segmentation:
@@ -71,7 +71,7 @@ class VolumeSegmenter:
     try:
       outputs = self._segment(volume=tf.constant(resampled, tf.float32))
     except tf.errors.InvalidArgumentError as e:
-      raise nifti.NiftiError(f'{path}: {e.message.splitlines()[0]}') from e
+      raise nifti.NiftiError(path, e.message.splitlines()[0]) from e
     probability = preprocessing.resize_to_shape(
         outputs['lesion_probability'].numpy(), data.shape[:3], order=1)
     to_input = nib.orientations.ornt_transform(
