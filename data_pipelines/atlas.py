@@ -19,8 +19,8 @@ MASK_SUFFIX = '_space-MNI152NLin2009aSym_label-L_desc-T1lesion_mask.nii.gz'
 LAYOUT_HELP = 'ROOT/Training/R001/sub-r001s001/ses-1/anat/*' + T1W_SUFFIX
 
 
-def t1w_path(root: str, site: str, subject_id: str, session: str, split: str = 'Training') -> str:
-  return os.path.join(root, split, site, subject_id, session, 'anat',
+def t1w_path(root: str, site: str, subject_id: str, session: str) -> str:
+  return os.path.join(root, 'Training', site, subject_id, session, 'anat',
                       f'{subject_id}_{session}{T1W_SUFFIX}')
 
 

@@ -206,9 +206,13 @@ def _brats_labels(lesion: np.ndarray) -> np.ndarray:
   return labels.astype(np.uint8)
 
 
+def _save(data: np.ndarray, affine: np.ndarray, path: str) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  nifti.save_volume(data, affine, path)
+
+
 def _write_subject(layout, output_dir, site, index, volumes, lesion, template) -> Subject:
-  save = lambda data, path: (os.makedirs(os.path.dirname(path), exist_ok=True),
-                             nifti.save_volume(data, template.affine, path))
+  save = lambda data, path: _save(data, template.affine, path)
   if layout == 'atlas2':
     site_number = int(site[1:])
     subject_id, session = f'sub-r{site_number:03d}s{index:03d}', 'ses-1'
@@ -223,9 +227,8 @@ def _write_subject(layout, output_dir, site, index, volumes, lesion, template) -
     for name, path in channels:
       data = volumes[name]
       if name == 'FLAIR':
-        data = _on_coarser_grid(data, template.affine)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        nib.save(data, path)
+        coarse = _on_coarser_grid(data, template.affine)
+        _save(np.asarray(coarse.dataobj), coarse.affine, path)
       else:
         save(data, path)
     mask = isles22.mask_path(output_dir, subject_id, session)
