@@ -117,21 +117,21 @@ def main():
     print(f'U-Net: {params} parameters; {CLIENTS} clients x {SLICES} slices, batch {BATCH}, '
           f'{rounds} rounds per variant')
     keras_epoch = _time_keras(client_data, rounds)
-    print(f'{"variant":<34} {"first round s":>13} {"median round s":>14} {"ratio":>6}')
+    print(f'{"variant":<38} {"first round s":>13} {"median round s":>14} {"ratio":>6}')
     variants = (
         ('coordinator datasets, reduce', 'dataset_reduce', False, -1),
         ('coordinator datasets, iterator', 'dataset_iterator', False, -1),
         ('in-computation datasets, reduce', 'dataset_reduce', True, -1),
         ('in-computation datasets, iterator', 'dataset_iterator', True, -1),
-        ('in-computation, iterator, 2 calls', 'dataset_iterator', True, 2),
+        ('in-computation, iterator, calls<=cores', 'dataset_iterator', True, None),
     )
     for label, loop, in_computation, concurrency in variants:
       with execution.local_cpp_context(max_concurrent_computation_calls=concurrency):
         first, median = _time_rounds(_config(loop=loop), client_data, rounds,
                                      in_computation=in_computation)
-      print(f'{label:<34} {first:13.2f} {median:14.2f} {median / keras_epoch:6.2f}',
+      print(f'{label:<38} {first:13.2f} {median:14.2f} {median / keras_epoch:6.2f}',
             flush=True)
-    print(f'{"Keras fit, one epoch (median)":<34} {"":>13} {keras_epoch:14.2f} {1.0:6.2f}')
+    print(f'{"Keras fit, one epoch (median)":<38} {"":>13} {keras_epoch:14.2f} {1.0:6.2f}')
 
 
 if __name__ == '__main__':
