@@ -30,13 +30,13 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from data_pipelines import json_files
 from data_pipelines import layouts
 from data_pipelines import nifti
 from data_pipelines import partitions
 from data_pipelines import preprocessing
-from data_pipelines import tfrecords
 from data_pipelines.subjects import Subject
-from tff_stroke import json_files
+from data_pipelines import tfrecords
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = 'manifest.json'

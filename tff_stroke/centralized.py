@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from data_pipelines import client_data as client_data_lib
 from data_pipelines import conversion
-from tff_stroke import json_files
+from data_pipelines import json_files
 from tff_stroke import model_card
 from tff_stroke import models
 from tff_stroke import run_export

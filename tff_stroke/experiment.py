@@ -18,11 +18,11 @@ import tensorflow_federated as tff
 
 from data_pipelines import client_data as client_data_lib
 from data_pipelines import conversion
+from data_pipelines import json_files
 from tff_stroke import aggregation as aggregation_lib
 from tff_stroke import budget as budget_lib
 from tff_stroke import checkpoints as checkpoints_lib
 from tff_stroke import dp_fedavg
-from tff_stroke import json_files
 from tff_stroke import ledger as ledger_lib
 from tff_stroke import model_card
 from tff_stroke import models

@@ -15,8 +15,8 @@ import os
 
 import dp_accounting
 
+from data_pipelines import json_files
 from tff_stroke import dp_events
-from tff_stroke import json_files
 
 
 class PrivacyLedger:

@@ -11,8 +11,8 @@ from typing import Optional
 
 import dp_accounting
 
+from data_pipelines import json_files
 from tff_stroke import accounting
-from tff_stroke import json_files
 
 UNIT_MEANINGS = {
     'site': 'all data of one site (hospital)',

@@ -7,7 +7,7 @@ run's settings), or finished (it also holds summary.json, written last).
 import json
 import os
 
-from tff_stroke import json_files
+from data_pipelines import json_files
 
 CONFIG_NAME = 'config.json'
 SUMMARY_NAME = 'summary.json'
