@@ -27,9 +27,9 @@ def num_channels(manifest: dict) -> int:
   return len(manifest['preprocessing']['channels'])
 
 
-def read_file(path: str, manifest: dict) -> tf.data.Dataset:
-  """Parsed slices of one file of the prepared folder."""
-  return tfrecords.read_slices(path, manifest['image_size'], num_channels(manifest),
+def read_file(paths: str | list[str], manifest: dict) -> tf.data.Dataset:
+  """Parsed slices of one file (or several, in turn) of the prepared folder."""
+  return tfrecords.read_slices(paths, manifest['image_size'], num_channels(manifest),
                                manifest['compression'])
 
 
@@ -46,5 +46,4 @@ def pooled_dataset(data_dir: str, manifest: dict) -> tf.data.Dataset:
   """Every training client's slices as one dataset, for centralised baselines."""
   paths = [os.path.join(data_dir, manifest['clients'][c]['file'])
            for c in sorted(manifest['clients'])]
-  return tf.data.TFRecordDataset(paths, compression_type=manifest['compression']).map(
-      lambda s: tfrecords.parse_slice(s, manifest['image_size'], num_channels(manifest)))
+  return read_file(paths, manifest)

@@ -47,10 +47,10 @@ def parse_slice(serialized: tf.Tensor, image_size: int,
           'site': parsed['site'], 'slice_index': parsed['slice_index']}
 
 
-def read_slices(path: str, image_size: int, channels: int = 1,
+def read_slices(paths: str | list[str], image_size: int, channels: int = 1,
                 compression: str = '') -> tf.data.Dataset:
-  """Dataset of parsed slices from one TFRecord file ('' or 'GZIP' compressed)."""
-  return tf.data.TFRecordDataset(path, compression_type=compression).map(
+  """Parsed slices from one TFRecord file or several in turn ('' or 'GZIP' compressed)."""
+  return tf.data.TFRecordDataset(paths, compression_type=compression).map(
       lambda s: parse_slice(s, image_size, channels))
 
 

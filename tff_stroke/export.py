@@ -7,8 +7,9 @@ Signatures:
   already at the training spacing -> {'lesion_probability': [X, Y, Z],
   'lesion_mask': uint8 [X, Y, Z]}. Inside the graph it repeats the training
   pipeline (data_pipelines.preprocessing): per-channel z-score over the
-  foreground (after percentile clipping, if the data was prepared so), axial slicing, centre crop/pad to the training size, and the
-  inverse crop/pad of the prediction.
+  foreground (after percentile clipping, if the data was prepared so), axial
+  slicing, centre crop/pad to the training size, and the inverse crop/pad of
+  the prediction.
 
 Assets: privacy_report.json (the run's report, byte for byte),
 preprocessing.json and model_card.md.
@@ -48,14 +49,12 @@ def _normalize_channel(volume: tf.Tensor, method: str) -> tf.Tensor:
   flat = tf.reshape(volume, [-1])
   threshold = preprocessing.FOREGROUND_FRACTION * _percentile(
       flat, preprocessing.FOREGROUND_PERCENTILE)
-  foreground = tf.cast(flat, tf.float64) > threshold
+  values = tf.boolean_mask(flat, tf.cast(flat, tf.float64) > threshold)
   if method == 'percentile':
-    values = tf.boolean_mask(flat, foreground)
     low, high = (tf.cast(_percentile(values, p), tf.float32)
                  for p in preprocessing.PERCENTILE_CLIP)
     volume = tf.clip_by_value(volume, low, high)
-    flat = tf.reshape(volume, [-1])
-  values = tf.boolean_mask(flat, foreground)
+    values = tf.clip_by_value(values, low, high)
   mean = tf.reduce_mean(values)
   std = tf.math.reduce_std(values)
   with tf.control_dependencies([tf.debugging.assert_positive(
