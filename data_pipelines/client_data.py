@@ -8,19 +8,35 @@ import tensorflow_federated as tff
 from data_pipelines import tfrecords
 
 
-def build_client_data(data_dir: str, manifest: dict) -> tff.simulation.datasets.FilePerUserClientData:
-  """ClientData whose datasets yield parsed slices (see `tfrecords.parse_slice`).
+def client_files(data_dir: str, manifest: dict, *, on_workers: bool = False) -> dict[str, str]:
+  """Client id -> its TFRecord file, as the process that reads it sees it.
+
+  Here: absolute paths, each checked. On remote workers: paths relative to
+  the worker's data folder (its working directory), not checked here.
 
   Raises:
-    FileNotFoundError: a client file named in the manifest is missing.
+    FileNotFoundError: a client file named in the manifest is missing here.
   """
-  files = {client_id: os.path.join(data_dir, client['file'])
+  if on_workers:
+    return {client_id: client['file'] for client_id, client in manifest['clients'].items()}
+  files = {client_id: os.path.abspath(os.path.join(data_dir, client['file']))
            for client_id, client in manifest['clients'].items()}
   for client_id, path in files.items():
     if not os.path.exists(path):
       raise FileNotFoundError(f'{path}: file of client {client_id} is missing')
+  return files
+
+
+def build_client_data(data_dir: str, manifest: dict, *, on_workers: bool = False
+                      ) -> tff.simulation.datasets.FilePerUserClientData:
+  """ClientData over `client_files`, yielding parsed slices (`tfrecords.parse_slice`).
+
+  Raises:
+    FileNotFoundError: a client file is missing here (not `on_workers`).
+  """
   return tff.simulation.datasets.FilePerUserClientData(
-      files, lambda path: read_file(path, manifest))
+      client_files(data_dir, manifest, on_workers=on_workers),
+      lambda path: read_file(path, manifest))
 
 
 def num_channels(manifest: dict) -> int:

@@ -6,6 +6,7 @@
 """
 
 import os
+import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -79,6 +80,17 @@ _ZEROING_NORM = flags.DEFINE_float(
     'zeroing_norm', 100.0, 'Updates with a larger max-abs value are zeroed; '
     'a negative value turns zeroing off.')
 
+# Execution.
+_WORKERS = flags.DEFINE_list(
+    'workers', [], 'Remote TFF workers (experiments.start_worker), HOST:PORT each, or '
+    'SITE[+SITE...]@HOST:PORT to send each site\'s clients to the worker holding its '
+    'shards. Empty: TFF\'s local executor.')
+_WORKER_CONNECT_TIMEOUT = flags.DEFINE_float(
+    'worker_connect_timeout', 10.0, 'Seconds each worker has to answer at start-up.')
+_WORKER_RETRY_SECONDS = flags.DEFINE_float(
+    'worker_retry_seconds', 60.0, 'Seconds a worker that stops answering mid-round may '
+    'take to come back before the run stops (resumable) after its last finished round.')
+
 flags.mark_flags_as_required(['data_dir', 'experiment_name'])
 
 
@@ -113,10 +125,24 @@ def main(argv):
   config = config_from_flags()
   try:
     experiment.validate_data(config)
+    workers = execution.parse_workers(_WORKERS.value) if _WORKERS.value else []
+    context = experiment.execution_context(
+        config.data_dir, workers, connect_timeout_seconds=_WORKER_CONNECT_TIMEOUT.value,
+        retry_seconds=_WORKER_RETRY_SECONDS.value)
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from e
-  with execution.local_cpp_context():
-    summary = experiment.run_experiment(config, resume=_RESUME.value)
+  try:
+    with context:
+      summary = experiment.run_experiment(config, resume=_RESUME.value,
+                                          shards_on_workers=bool(workers))
+  except execution.WorkerUnreachableError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  except execution.WorkerLostError as e:
+    print(f'error: {e}. The run stopped at a round boundary with its checkpoint and '
+          'ledger intact; restart the worker and rerun the same command to resume.',
+          file=sys.stderr)
+    sys.exit(3)
   print(f'Rounds:          {summary["rounds_completed"]} ({summary["stop_reason"]}), '
         f'{summary["training_seconds"]:.0f}s of training')
   print(f'Run folder:      {summary["run_dir"]}')

@@ -1,14 +1,38 @@
-"""Execution contexts: TFF's local C++ executor service, stopped when done."""
+"""Execution contexts: TFF's local C++ executor service, or remote workers.
 
+Local: TFF starts one `worker_binary` subprocess and stops it on exit.
+Remote: one `tff.framework.RemoteExecutor` per worker (`worker_binary` on
+another machine, see `worker_service`), each inside an async context, joined
+by a mergeable execution context that spreads a round's clients over them.
+"""
+
+import asyncio
 import atexit
 import contextlib
+import dataclasses
 import os
-from typing import Optional
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
+import grpc
 import psutil
 import tensorflow_federated as tff
+from tensorflow_federated.python.core.backends.native import compiler
+from tensorflow_federated.python.core.backends.native import mergeable_comp_compiler
+from tensorflow_federated.python.core.environments.tensorflow_frontend import tensorflow_computation
+from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
+from tensorflow_federated.python.core.impl.executors import executors_errors
+
+from tff_stroke import routing
+from tff_stroke import worker_service
 
 WORKER_BINARY = 'worker_binary'
+_GRPC_OPTIONS = [
+    ('grpc.max_message_length', worker_service.MAX_MESSAGE_MEGABYTES * 2**20),
+    ('grpc.max_receive_message_length', worker_service.MAX_MESSAGE_MEGABYTES * 2**20),
+    ('grpc.max_send_message_length', worker_service.MAX_MESSAGE_MEGABYTES * 2**20),
+]
 
 
 def stop_local_workers() -> None:
@@ -43,6 +67,143 @@ def local_cpp_context(max_concurrent_computation_calls: Optional[int] = None):
     yield
   finally:
     stop_local_workers()
+
+
+@dataclasses.dataclass(frozen=True)
+class Worker:
+  """A remote `worker_binary`, and the sites whose shards it holds (none: all)."""
+  address: str
+  sites: tuple[str, ...] = ()
+
+
+def parse_workers(specs: Sequence[str]) -> list[Worker]:
+  """Workers from 'HOST:PORT' or 'SITE[+SITE...]@HOST:PORT' items.
+
+  Raises:
+    ValueError: an item is malformed, an address repeats, or some workers
+      name sites and others do not.
+  """
+  workers = []
+  for spec in specs:
+    sites, _, address = spec.rpartition('@')
+    host, _, port = address.rpartition(':')
+    if not host or not port.isdigit():
+      raise ValueError(f'worker {spec!r}: expected HOST:PORT or SITE[+SITE...]@HOST:PORT')
+    workers.append(Worker(address, tuple(s for s in sites.split('+') if s)))
+  if not workers:
+    raise ValueError('no workers given')
+  addresses = [w.address for w in workers]
+  if len(set(addresses)) != len(addresses):
+    raise ValueError(f'a worker address repeats: {addresses}')
+  if len({bool(w.sites) for w in workers}) > 1:
+    raise ValueError('either every worker names the sites it holds or none does; found '
+                     f'{list(specs)}')
+  return workers
+
+
+class WorkerUnreachableError(ConnectionError):
+  """A worker did not answer when the run started."""
+
+
+class WorkerLostError(ConnectionError):
+  """A worker stopped answering during a computation and did not come back."""
+
+  def __init__(self, address: str, cause: Exception):
+    super().__init__(f'worker {address} stopped answering ({_describe(cause)})')
+    self.address = address
+
+
+def _describe(error: Exception) -> str:
+  if isinstance(error, grpc.RpcError) and hasattr(error, 'code'):
+    return f'{error.code().name}: {error.details()}'
+  return f'{type(error).__name__}: {error}'
+
+
+def check_reachable(workers: Sequence[Worker], timeout_seconds: float) -> None:
+  """Raises WorkerUnreachableError naming every worker that does not answer."""
+  silent = []
+  for worker in workers:
+    channel = grpc.insecure_channel(worker.address, _GRPC_OPTIONS)
+    try:
+      grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
+    except grpc.FutureTimeoutError:
+      silent.append(worker.address)
+    finally:
+      channel.close()
+  if silent:
+    raise WorkerUnreachableError(
+        f'worker(s) {", ".join(silent)} did not answer within {timeout_seconds:g} s; '
+        'start them with `python -m experiments.start_worker --port=PORT '
+        '--data_dir=SHARDS` (and check the address, tunnel or firewall)')
+
+
+class _WorkerContext(tff.framework.AsyncExecutionContext):
+  """TFF's async context on one worker, retrying a lost worker for a while only.
+
+  TFF retries calls that fail with UNAVAILABLE forever; here a worker that is
+  restarted within `retry_seconds` is used again, and one that is not raises
+  WorkerLostError, so the run stops at a round boundary.
+  """
+
+  def __init__(self, address: str, channel: grpc.Channel, retry_seconds: float):
+    stub = tff.framework.RemoteExecutorGrpcStub(channel)
+
+    def stack_fn(cardinalities):
+      cardinalities = dict(cardinalities)
+      cardinalities.setdefault(tff.CLIENTS, 0)  # unknown, as in TFF's local stack
+      executor = tff.framework.RemoteExecutor(stub)
+      executor.set_cardinalities(cardinalities)
+      return executor
+
+    super().__init__(tff.framework.ResourceManagingExecutorFactory(stack_fn),
+                     compiler_fn=compiler.desugar_and_transform_to_native,
+                     transform_args=tensorflow_computation.transform_args,
+                     transform_result=tensorflow_computation.transform_result)
+    self.address = address
+    self._retry_seconds = retry_seconds
+
+  async def invoke(self, comp, arg):
+    deadline = time.monotonic() + self._retry_seconds
+    wait_seconds = 0.5
+    while True:
+      try:
+        return await _INVOKE_ONCE(self, comp, arg)
+      except executors_errors.RetryableError as e:
+        if time.monotonic() + wait_seconds > deadline:
+          raise WorkerLostError(self.address, e) from e
+        await asyncio.sleep(wait_seconds)
+        wait_seconds = min(2 * wait_seconds, 5.0)
+
+
+# AsyncExecutionContext.invoke without TFF's unbounded retry decorator.
+_INVOKE_ONCE = tff.framework.AsyncExecutionContext.invoke.__wrapped__
+
+
+@contextlib.contextmanager
+def remote_context(workers: Sequence[Worker], *,
+                   worker_of: Optional[Callable[[Any], int]] = None,
+                   connect_timeout_seconds: float = 10.0, retry_seconds: float = 60.0):
+  """Runs computations on remote workers; one round's clients spread over them.
+
+  `worker_of` maps a client's value (its key) to the index of the worker that
+  holds its data; without it TFF cuts the client list into equal parts.
+
+  Raises:
+    WorkerUnreachableError: a worker does not answer within the timeout.
+  """
+  check_reachable(workers, connect_timeout_seconds)
+  channels = [grpc.insecure_channel(w.address, _GRPC_OPTIONS) for w in workers]
+  contexts = [_WorkerContext(w.address, c, retry_seconds) for w, c in zip(workers, channels)]
+  if worker_of is None:
+    tff.backends.native.set_mergeable_comp_execution_context(contexts)
+  else:
+    context_stack_impl.context_stack.set_default_context(routing.RoutedMergeableContext(
+        contexts, mergeable_comp_compiler.compile_to_mergeable_comp_form, worker_of))
+  try:
+    yield
+  finally:
+    for channel in channels:
+      channel.close()
 
 
 atexit.register(stop_local_workers)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Optional
 
 import tensorflow as tf
@@ -23,13 +23,16 @@ from tff_stroke import aggregation as aggregation_lib
 from tff_stroke import budget as budget_lib
 from tff_stroke import checkpoints as checkpoints_lib
 from tff_stroke import dp_fedavg
+from tff_stroke import execution
 from tff_stroke import ledger as ledger_lib
 from tff_stroke import model_card
 from tff_stroke import models
 from tff_stroke import privacy_report
+from tff_stroke import routing
 from tff_stroke import run_export
 from tff_stroke import run_folder
 from tff_stroke import sampling as sampling_lib
+from tff_stroke import shard_check as shard_check_lib
 from tff_stroke import training_loop
 
 
@@ -219,12 +222,39 @@ def with_client_datasets(process: tff.learning.templates.LearningProcess,
       client_dataset, process)
 
 
+def execution_context(data_dir: str, workers: Sequence[execution.Worker], *,
+                      connect_timeout_seconds: float = 10.0, retry_seconds: float = 60.0):
+  """TFF's local C++ context, or the remote `workers`' context.
+
+  Workers that name their sites get exactly the clients of those sites;
+  workers that name none share each round's clients equally (every worker
+  must then hold every shard).
+
+  Raises:
+    ValueError: no single worker holds some client's sites.
+  """
+  if not workers:
+    return execution.local_cpp_context()
+  worker_of = None
+  if workers[0].sites:
+    routes = routing.client_routes(conversion.load_manifest(data_dir)['clients'],
+                                   [w.sites for w in workers])
+    worker_of = lambda key: routes[key.split(KEY_SEPARATOR)[0]]
+  return execution.remote_context(workers, worker_of=worker_of,
+                                  connect_timeout_seconds=connect_timeout_seconds,
+                                  retry_seconds=retry_seconds)
+
+
 def run_experiment(config: ExperimentConfig, *, resume: bool = True,
+                   shards_on_workers: bool = False,
                    log: Callable[[str], None] = print) -> dict:
   """Trains, accounts, evaluates and exports; returns the run's summary.
 
   A folder holding this run's checkpoints is resumed after its last one; a
-  finished run is not run again (its summary is returned).
+  finished run is not run again (its summary is returned). A run stopped by
+  an error (a lost worker, say) first checkpoints its last finished round.
+  `shards_on_workers`: client shards are read by remote workers, from their
+  own data folders; here only the manifest and held-out data are needed.
 
   Raises:
     FileExistsError: the run folder holds another run, or resume is off and
@@ -252,7 +282,12 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
   image_size, channels = manifest['image_size'], client_data_lib.num_channels(manifest)
   process = build_learning_process(config, image_size, channels)
   training_process = with_client_datasets(
-      process, client_data_lib.build_client_data(config.data_dir, manifest), config)
+      process, client_data_lib.build_client_data(
+          config.data_dir, manifest, on_workers=shards_on_workers), config)
+  shard_check = shard_check_lib.ShardCheck(
+      client_data_lib.client_files(config.data_dir, manifest, on_workers=shards_on_workers),
+      {c: entry['num_examples'] for c, entry in manifest['clients'].items()},
+      manifest['compression'], KEY_SEPARATOR)
 
   state = process.initialize()
   checkpoints = checkpoints_lib.RunCheckpoints(
@@ -277,7 +312,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
 
   def save_checkpoint(round_num, state, rows):
     checkpoints.save(checkpoints_lib.Checkpoint(
-        round_num=round_num, server_state=state, ledger_entries=ledger.entries,
+        round_num=round_num, server_state=state, ledger_entries=ledger.entries[:round_num],
         sampler_rng_state=sampler.rng_state(), metrics_rows=rows))
 
   last_rows = list(checkpoint.metrics_rows) if checkpoint else []
@@ -292,8 +327,11 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
         eval_model, config.data_dir, manifest)['held_out_subjects']['overall']
     return {'holdout_dice': overall['dice'], 'holdout_lesion_f1': overall['lesion_f1']}
 
+  last_finished = {}
+
   def after_round(round_num, state, rows):
     last_rows[:] = rows
+    last_finished.update(round_num=round_num, state=state)
     with tensorboard.as_default():
       for key, value in rows[-1].items():
         if key != 'round' and value is not None:
@@ -310,13 +348,22 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
   start = time.monotonic()
   budget = None if config.target_epsilon is None else budget_lib.EpsilonBudget(
       config.target_epsilon, config.delta, config.budget_accountant)
-  state, stop_reason = training_loop.run_rounds(
-      training_process, state, sampler=sampler, client_input=client_key,
-      total_rounds=config.total_rounds, ledger=ledger,
-      metrics_path=os.path.join(run_dir, 'metrics.csv'), aggregation=aggregation,
-      delta=config.delta, budget=budget,
-      previous_rows=checkpoint.metrics_rows if checkpoint else (),
-      evaluate=evaluate, after_round=after_round, log=log)
+  try:
+    state, stop_reason = training_loop.run_rounds(
+        training_process, state, sampler=sampler, client_input=client_key,
+        total_rounds=config.total_rounds, ledger=ledger,
+        metrics_path=os.path.join(run_dir, 'metrics.csv'), aggregation=aggregation,
+        delta=config.delta, budget=budget,
+        previous_rows=checkpoint.metrics_rows if checkpoint else (),
+        evaluate=evaluate, after_round=after_round, log=log,
+        check_clients=lambda clients, round_num: shard_check.failures(
+            [client_key(c, round_num) for c in clients]))
+  except Exception:
+    finished = last_finished.get('round_num')
+    if finished is not None and finished != checkpoints.latest_round():
+      save_checkpoint(finished, last_finished['state'], last_rows)
+      log(f'stopped after round {finished}: checkpoint and ledger saved; rerun to resume')
+    raise
   training_seconds = time.monotonic() - start
   rounds_completed = len(ledger.entries)
   if rounds_completed and checkpoints.latest_round() != rounds_completed:
@@ -332,7 +379,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
       clipped_count_stddev=clipped_count_stddev, mechanism=aggregation.report_record(),
       unit_of_privacy=manifest['client_unit'],
       ledger_sha256=ledger.sha256(), stop_reason=stop_reason,
-      rounds_discarded=len(ledger.discarded))
+      rounds_discarded=len(ledger.discarded), clients_left_out=ledger.clients_left_out())
   privacy_report.write_report(report, os.path.join(run_dir, 'privacy'),
                               target_epsilon=config.target_epsilon)
 

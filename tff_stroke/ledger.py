@@ -12,6 +12,7 @@ not forgotten: they move to `discarded` and still count towards epsilon.
 import hashlib
 import json
 import os
+from typing import Optional
 
 import dp_accounting
 
@@ -50,7 +51,8 @@ class PrivacyLedger:
 
   def record_round(self, *, round_num: int, aggregator_event: dp_accounting.DpEvent,
                    round_event: dp_accounting.DpEvent, clients_sampled: int,
-                   clip_norm: float) -> None:
+                   clip_norm: float, clients_left_out: Optional[dict] = None) -> None:
+    """Appends a round; `clients_left_out` maps sampled clients not trained to why."""
     if round_num != len(self.entries) + 1:  # a round is never skipped or repeated
       raise ValueError(f'Round {round_num} recorded after {len(self.entries)} rounds.')
     self.entries.append({
@@ -60,6 +62,7 @@ class PrivacyLedger:
         'effective_noise_multiplier': dp_events.effective_noise_multiplier(aggregator_event),
         'value_noise_multiplier': dp_events.value_noise_multiplier(aggregator_event),
         'clients_sampled': clients_sampled,
+        'clients_left_out': dict(sorted((clients_left_out or {}).items())),
         'clip_norm_in_force': clip_norm,
     })
     self._write()
@@ -68,6 +71,10 @@ class PrivacyLedger:
     """Events of every round execution: discarded ones first, then the entries."""
     return [dp_events.event_from_json(e['round_event'])
             for e in self.discarded + self.entries]
+
+  def clients_left_out(self) -> int:
+    """Sampled clients left out of their round, over every round execution."""
+    return sum(len(e.get('clients_left_out', {})) for e in self.discarded + self.entries)
 
   def sha256(self) -> str:
     with open(self.path, 'rb') as f:

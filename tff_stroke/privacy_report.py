@@ -42,6 +42,13 @@ CAVEATS = [
     'that ran produced the events in the ledger.',
 ]
 
+LEFT_OUT_TREATMENT = (
+    'A sampled client whose shard was missing or unreadable at round time was left '
+    'out of that round (ledger: clients_left_out). Such rounds are accounted as '
+    'if the client had taken part: it was sampled with the same probability, and '
+    'the noisy mean keeps its fixed denominator, so leaving it out can only lower '
+    'the privacy loss; epsilon stays an upper bound.')
+
 
 def finite_or_none(value: Optional[float]) -> Optional[float]:
   """JSON has no infinity: epsilon without a finite bound is written as null."""
@@ -56,15 +63,17 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
                  unit_of_privacy: str,
                  ledger_sha256: Optional[str],
                  stop_reason: str = 'completed total_rounds',
-                 rounds_discarded: int = 0) -> dict:
+                 rounds_discarded: int = 0, clients_left_out: int = 0) -> dict:
   """The report dict: settings, epsilon by RDP and PLD, and per-round epsilon.
 
   `round_events` holds every round execution, the `rounds_discarded` lost to
   restarts first (see ledger.PrivacyLedger.resume). `mechanism` is
-  `aggregation.Aggregation.report_record()`.
+  `aggregation.Aggregation.report_record()`. `clients_left_out` counts
+  sampled clients whose shard failed its check at round time.
   """
   curve = accounting.epsilon_per_round(round_events, delta)
   with_pld = accounting.pld_supported(round_events)
+  relation = accounting.neighboring_relation(round_events)
   warnings = []
   if delta >= 1.0 / num_clients:
     warnings.append(f'delta {delta:g} is not below 1/num_clients = '
@@ -83,7 +92,6 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
                 'epsilon_rdp is the guarantee.')
   else:
     pld_note = None
-  relation = accounting.neighboring_relation(round_events)
   return {
       'epsilon_rdp': finite_or_none(curve[-1].epsilon_rdp) if curve else 0.0,
       'rdp_order': curve[-1].rdp_order if curve else None,
@@ -102,6 +110,8 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
       'rounds_completed': len(round_events) - rounds_discarded,
       'round_executions_discarded': rounds_discarded,
       'stop_reason': stop_reason,
+      'clients_left_out': clients_left_out,
+      'clients_left_out_treatment': LEFT_OUT_TREATMENT,
       'unit_of_privacy': unit_of_privacy,
       'unit_of_privacy_meaning': RELATION_MEANINGS[relation.name]
                                  + UNIT_MEANINGS[unit_of_privacy],
@@ -155,6 +165,8 @@ def render_markdown(report: dict, *, every: int = 0) -> str:
       f'- Sampling: {report["sampling_meaning"]}; q = {report["sampling_probability"]:.4g}, '
       f'{report["num_clients"]} clients, {report["expected_clients_per_round"]} per round expected',
       f'- Rounds: {report["rounds_completed"]} ({report["stop_reason"]})',
+      f'- Clients left out at round time: {report["clients_left_out"]}. '
+      f'{report["clients_left_out_treatment"]}',
       f'- Accountants: {report["accountants"]["library"]}; epsilon by PLD '
       f'{_fmt(report["epsilon_pld"])}, by RDP {_fmt(report["epsilon_rdp"])} '
       f'(order {report["rdp_order"]}); neighbouring relation: '

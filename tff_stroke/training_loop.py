@@ -20,7 +20,7 @@ from tff_stroke import dp_events
 from tff_stroke import ledger as ledger_lib
 
 METRICS_FIELDS = ('round', 'loss', 'train_pooled_dice', 'clients_sampled',
-                  'num_examples', 'clip_norm', 'next_clip_norm', 'zeroed_count',
+                  'clients_left_out', 'num_examples', 'clip_norm', 'next_clip_norm', 'zeroed_count',
                   'epsilon_rdp', 'holdout_dice', 'holdout_lesion_f1', 'seconds')
 
 
@@ -45,7 +45,10 @@ def round_metrics(metrics: Any) -> dict:
 
 def progress_line(row: dict, total_rounds: int) -> str:
   """One round on stdout: clients, loss, clip, epsilon so far, held-out Dice, seconds."""
-  parts = [f'round {row["round"]}/{total_rounds}: {row["clients_sampled"]} clients',
+  clients = f'{row["clients_sampled"]} clients'
+  if row.get('clients_left_out'):
+    clients += f' ({row["clients_left_out"]} left out)'
+  parts = [f'round {row["round"]}/{total_rounds}: {clients}',
            f'loss {row["loss"]:.4f}']
   if row['clip_norm'] is not None:
     parts.append(f'clip {row["clip_norm"]:.4f}')
@@ -62,6 +65,7 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
                budget: Optional[budget_lib.EpsilonBudget] = None,
                previous_rows: Sequence[dict] = (),
                evaluate: Optional[Callable[[int, Any], Optional[dict]]] = None,
+               check_clients: Optional[Callable[[list[str], int], dict[str, str]]] = None,
                after_round: Optional[Callable[[int, Any, list[dict]], None]] = None,
                log: Callable[[str], None] = print) -> tuple[Any, str]:
   """Runs rounds up to `total_rounds`; returns (final server state, stop reason).
@@ -84,6 +88,9 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
     previous_rows: metrics rows of the rounds already in `ledger` (resume).
     evaluate: (round_num, state) -> held-out metrics for the round's row, or
       None when the round is not evaluated.
+    check_clients: (sampled clients, round_num) -> {client: reason} for those
+      whose data cannot be used; they are left out of the round (and logged),
+      the round's event stays that of the full sample.
     after_round: called with (round_num, state, metrics rows so far) after
       each round is recorded; checkpoints and evaluation hook in here.
     log: receives one progress line per round.
@@ -111,11 +118,16 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
           break
       start = time.monotonic()
       clients = sampler.sample()
-      output = process.next(state, [client_input(c, round_num) for c in clients])
+      left_out = check_clients(clients, round_num) if check_clients is not None else {}
+      for client, reason in sorted(left_out.items()):
+        log(f'round {round_num}: client {client} left out: {reason}')
+      output = process.next(state, [client_input(c, round_num) for c in clients
+                                    if c not in left_out])
       state = output.state
       aggregator_event = aggregation.aggregator_event(state)
       next_aggregator_event = aggregator_event
       row = {'round': round_num, 'clients_sampled': len(clients),
+             'clients_left_out': len(left_out),
              'clip_norm': clip_norm, **round_metrics(output.metrics),
              'seconds': round(time.monotonic() - start, 3)}
       if row['next_clip_norm'] is None:
@@ -123,7 +135,8 @@ def run_rounds(process: tff.learning.templates.LearningProcess, state: Any, *,
       ledger.record_round(
           round_num=round_num, aggregator_event=aggregator_event,
           round_event=dp_events.round_event(sampler, aggregator_event),
-          clients_sampled=len(clients), clip_norm=row['clip_norm'])
+          clients_sampled=len(clients), clip_norm=row['clip_norm'],
+          clients_left_out=left_out)
       row['epsilon_rdp'] = accounting.epsilon_rdp(ledger.round_events(), delta)[0]
       if evaluate is not None:
         row.update(evaluate(round_num, state) or {})

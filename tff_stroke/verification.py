@@ -69,6 +69,10 @@ def verify_run(run_dir: str) -> tuple[list[str], dict]:
                     f'{report.get("mechanism", {}).get("aggregator")!r}')
 
   discarded = ledger.get('discarded', [])
+  left_out = sum(len(e.get('clients_left_out', {})) for e in discarded + entries)
+  if report.get('clients_left_out', 0) != left_out:
+    problems.append(f'report says {report.get("clients_left_out")} clients left out, '
+                    f'the ledger lists {left_out}')
   if report.get('round_executions_discarded', 0) != len(discarded):
     problems.append(f'report says {report.get("round_executions_discarded")} discarded '
                     f'round executions, the ledger holds {len(discarded)}')
