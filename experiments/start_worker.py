@@ -12,7 +12,9 @@ or Ctrl-C.
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -29,6 +31,8 @@ _MAX_CONCURRENT_CALLS = flags.DEFINE_integer(
     'max_concurrent_computation_calls', None,
     'Client computations run at once; default: the number of CPU cores; -1: no bound.')
 
+STOP_GRACE_SECONDS = 10
+
 
 def main(argv):
   if len(argv) > 1:
@@ -43,23 +47,35 @@ def main(argv):
       _PORT.value, data_dir,
       max_concurrent_computation_calls=_MAX_CONCURRENT_CALLS.value)
 
-  def stop(signum, frame):
-    del frame
-    worker_service.stop(process)
-    print(f'worker on port {_PORT.value} stopped ({signal.Signals(signum).name})', flush=True)
-    sys.exit(0)
+  stop_requested = []
 
-  signal.signal(signal.SIGTERM, stop)
-  signal.signal(signal.SIGINT, stop)
+  def request_stop(signum, frame):
+    del frame
+    if not stop_requested:
+      stop_requested.append((signal.Signals(signum).name, time.monotonic()))
+    process.terminate()
+
+  signal.signal(signal.SIGTERM, request_stop)
+  signal.signal(signal.SIGINT, request_stop)
   try:
     worker_service.wait_until_listening(process, _PORT.value)
   except (RuntimeError, TimeoutError) as e:
     worker_service.stop(process)
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
-  print(f'worker listening on {socket.getfqdn()}:{_PORT.value} (pid {process.pid}); '
-        f'{len(shards)} client shard(s) in {clients_dir}', flush=True)
-  process.wait()
+  if not stop_requested:
+    print(f'worker listening on {socket.getfqdn()}:{_PORT.value} (pid {process.pid}); '
+          f'{len(shards)} client shard(s) in {clients_dir}', flush=True)
+  # The handlers only signal the worker: waiting on it there would deadlock.
+  while process.poll() is None:
+    try:
+      process.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+      if stop_requested and time.monotonic() - stop_requested[0][1] > STOP_GRACE_SECONDS:
+        process.kill()
+  if stop_requested:
+    print(f'worker on port {_PORT.value} stopped ({stop_requested[0][0]})', flush=True)
+    sys.exit(0)
   print(f'worker_binary exited with status {process.returncode}', file=sys.stderr)
   sys.exit(process.returncode or 1)
 

@@ -157,3 +157,23 @@ def test_ledger_refuses_a_skipped_round(tmp_path):
   with pytest.raises(ValueError, match='Round 2 recorded after 0'):
     ledger.record_round(round_num=2, aggregator_event=AGGREGATOR_EVENT,
                         round_event=AGGREGATOR_EVENT, clients_sampled=1, clip_norm=0.1)
+
+
+def test_clients_failing_their_check_are_left_out_and_the_round_accounted_as_sampled(tmp_path):
+  sampler = sampling.AllClientsSampler(['c0', 'c1', 'c2'])
+  process = StandInProcess()
+  ledger = ledger_lib.PrivacyLedger(str(tmp_path / 'ledger.json'))
+  lines = []
+  training_loop.run_rounds(
+      process, None, sampler=sampler, client_input=lambda c, r: (c, r), total_rounds=2,
+      ledger=ledger, metrics_path=str(tmp_path / 'metrics.csv'), aggregation=ADAPTIVE,
+      delta=1e-5, log=lines.append,
+      check_clients=lambda clients, r: {'c1': 'shard missing'} if r == 2 else {})
+  assert process.clients == [['c0', 'c1', 'c2'], ['c0', 'c2']]
+  assert [e['clients_sampled'] for e in ledger.entries] == [3, 3]
+  assert [e['clients_left_out'] for e in ledger.entries] == [{}, {'c1': 'shard missing'}]
+  assert ledger.clients_left_out() == 1
+  assert ledger.round_events()[0] == ledger.round_events()[1]
+  assert 'round 2: client c1 left out: shard missing' in lines
+  with open(tmp_path / 'metrics.csv') as f:
+    assert [r['clients_left_out'] for r in csv.DictReader(f)] == ['0', '1']

@@ -6,15 +6,17 @@ computations it runs are resolved against its working directory, which is
 set to the folder holding its client shards.
 """
 
+import importlib.util
 import os
 import socket
 import subprocess
 import time
 from typing import Optional
 
-import tensorflow_federated as tff
-
-BINARY_PATH = os.path.join(os.path.dirname(tff.__file__), 'data', 'worker_binary')
+# Found without importing TFF (and TensorFlow): starting a worker stays quick.
+BINARY_PATH = os.path.join(
+    os.path.dirname(importlib.util.find_spec('tensorflow_federated').origin),
+    'data', 'worker_binary')
 # Large enough for the model and its updates; TFF's own default is 10000.
 MAX_MESSAGE_MEGABYTES = 2000
 
