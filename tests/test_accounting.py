@@ -47,6 +47,20 @@ def test_curve_matches_accountants_on_mixed_events():
     assert curve[k - 1].epsilon_pld == pytest.approx(pld_acc.get_epsilon(1e-5), rel=1e-6)
 
 
+
+def test_a_strided_curve_has_pld_every_stride_rounds_and_the_last_equal_to_the_full_curve():
+  events = [poisson_gaussian(0.3, 1.2)] * 5 + [poisson_gaussian(0.3, 1.5)] * 3
+  full = accounting.epsilon_per_round(events, 1e-5)
+  strided = accounting.epsilon_per_round(events, 1e-5, pld_stride=3)
+  assert [e.epsilon_rdp for e in strided] == [e.epsilon_rdp for e in full]
+  assert [e.rounds for e in strided if e.epsilon_pld is not None] == [3, 6, 8]
+  for point in strided:
+    if point.epsilon_pld is not None:
+      assert point.epsilon_pld == full[point.rounds - 1].epsilon_pld
+  assert accounting.pld_curve_stride(100) == 1
+  assert accounting.pld_curve_stride(101) == 2
+  assert accounting.pld_curve_stride(1000) == 10
+
 def test_epsilon_grows_with_rounds_and_falls_with_noise():
   low_noise = accounting.epsilon_per_round([poisson_gaussian(0.2, 1.0)] * 6, 1e-5)
   high_noise = accounting.epsilon_per_round([poisson_gaussian(0.2, 2.0)] * 6, 1e-5)

@@ -27,6 +27,8 @@ from tff_stroke import dp_events
 # dp_accounting's default PLD discretisation (pessimistic: an upper bound).
 PLD_DISCRETIZATION = 1e-4
 ACCOUNTANTS = ('pld', 'rdp')
+# A report's per-round PLD curve has at most this many points (and the last).
+PLD_CURVE_POINTS = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,13 +151,21 @@ def delta_for_epsilon(events: list[dp_accounting.DpEvent],
           None if pld_accountant is None else float(pld_accountant.get_delta(epsilon)))
 
 
-def epsilon_per_round(events: list[dp_accounting.DpEvent], delta: float) -> list[Epsilon]:
+def pld_curve_stride(num_rounds: int, max_points: int = PLD_CURVE_POINTS) -> int:
+  """Rounds between PLD points of a curve of at most `max_points` (and the last)."""
+  return max(1, math.ceil(num_rounds / max_points))
+
+
+def epsilon_per_round(events: list[dp_accounting.DpEvent], delta: float, *,
+                      pld_stride: int = 1) -> list[Epsilon]:
   """Epsilon after each prefix of `events` (round 1, 2, ...).
 
-  The PLD of each distinct round event is built once and self-composed, which
-  keeps a long run's curve affordable; it is the same construction as
-  dp_accounting's PLDAccountant, so the last entry equals `epsilon_pld`.
-  A tree's prefix is a smaller tree, accounted afresh.
+  RDP is given after every round; PLD after every `pld_stride`-th round and
+  the last (None elsewhere): a PLD epsilon costs in proportion to the width
+  of the composed distribution, which grows with the rounds.
+  The PLD of each distinct round event is built once and self-composed, the
+  same construction as dp_accounting's PLDAccountant, so the last entry
+  equals `epsilon_pld`. A tree's prefix is a smaller tree, accounted afresh.
   """
   if _is_tree(events):
     return [Epsilon(k, *epsilon_rdp(events[:k], delta), None)
@@ -169,16 +179,19 @@ def epsilon_per_round(events: list[dp_accounting.DpEvent], delta: float) -> list
     for k in range(1, count + 1):
       rdp_accountant.compose(event)
       eps_rdp, order = rdp_accountant.get_epsilon_and_optimal_order(delta)
+      round_num = len(curve) + 1
+      total, eps_pld = None, None
       if not with_pld:
-        total, eps_pld = None, None
+        pass
       elif single is None or completed_runs_pld is math.inf:
         total, eps_pld = math.inf, math.inf
-      else:
+      elif k == count or round_num % pld_stride == 0:
         total = single.self_compose(k)
         if completed_runs_pld is not None:
           total = completed_runs_pld.compose(total)
-        eps_pld = float(total.get_epsilon_for_delta(delta))
-      curve.append(Epsilon(len(curve) + 1, float(eps_rdp), float(order), eps_pld))
+        if round_num % pld_stride == 0 or round_num == len(events):
+          eps_pld = float(total.get_epsilon_for_delta(delta))
+      curve.append(Epsilon(round_num, float(eps_rdp), float(order), eps_pld))
     completed_runs_pld = total
   return curve
 

@@ -360,9 +360,10 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = True,
             [client_key(c, round_num) for c in clients]))
   except Exception:
     finished = last_finished.get('round_num')
-    if finished is not None and finished != checkpoints.latest_round():
-      save_checkpoint(finished, last_finished['state'], last_rows)
-      log(f'stopped after round {finished}: checkpoint and ledger saved; rerun to resume')
+    if finished is not None:
+      if finished != checkpoints.latest_round():
+        save_checkpoint(finished, last_finished['state'], last_rows)
+      log(f'stopped after round {finished}: its checkpoint and the ledger are saved')
     raise
   training_seconds = time.monotonic() - start
   rounds_completed = len(ledger.entries)

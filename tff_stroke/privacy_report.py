@@ -71,7 +71,8 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
   `aggregation.Aggregation.report_record()`. `clients_left_out` counts
   sampled clients whose shard failed its check at round time.
   """
-  curve = accounting.epsilon_per_round(round_events, delta)
+  pld_every = accounting.pld_curve_stride(len(round_events))
+  curve = accounting.epsilon_per_round(round_events, delta, pld_stride=pld_every)
   with_pld = accounting.pld_supported(round_events)
   relation = accounting.neighboring_relation(round_events)
   warnings = []
@@ -126,15 +127,22 @@ def build_report(round_events: list[dp_accounting.DpEvent], *, delta: float,
                  f'{accounting.PLD_DISCRETIZATION:g} (pessimistic)' if with_pld else None,
           'neighboring_relation': relation.name.lower(),
       },
-      'per_round': [
-          {'round': e.rounds, 'epsilon_rdp': finite_or_none(e.epsilon_rdp),
-           'epsilon_pld': finite_or_none(e.epsilon_pld)} for e in curve
-      ],
+      'per_round_pld_every': pld_every if with_pld else None,
+      'per_round': [_curve_point(e, with_pld and e.rounds % pld_every != 0
+                                 and e.rounds != len(curve)) for e in curve],
       'ledger': 'ledger.json' if ledger_sha256 else None,
       'ledger_sha256': ledger_sha256,
       'warnings': warnings,
       'caveats': CAVEATS,
   }
+
+
+def _curve_point(epsilon: accounting.Epsilon, pld_skipped: bool) -> dict:
+  """One round of the curve; PLD is left out where it was not computed."""
+  point = {'round': epsilon.rounds, 'epsilon_rdp': finite_or_none(epsilon.epsilon_rdp)}
+  if not pld_skipped:
+    point['epsilon_pld'] = finite_or_none(epsilon.epsilon_pld)
+  return point
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -144,7 +152,8 @@ def _fmt(value: Optional[float]) -> str:
 def render_markdown(report: dict, *, every: int = 0) -> str:
   """The report for a person; the table lists epsilon every `every` rounds."""
   per_round = report['per_round']
-  every = every or max(1, len(per_round) // 10)
+  pld_every = report.get('per_round_pld_every') or 1
+  every = every or pld_every * max(1, len(per_round) // 10 // pld_every)
   main_epsilon = report['epsilon_pld'] if report['epsilon_pld'] is not None \
       else report['epsilon_rdp']
   lines = [
@@ -180,7 +189,7 @@ def render_markdown(report: dict, *, every: int = 0) -> str:
   ]
   for entry in per_round:
     if entry['round'] % every == 0 or entry['round'] == len(per_round):
-      lines.append(f'| {entry["round"]} | {_fmt(entry["epsilon_pld"])} | '
+      lines.append(f'| {entry["round"]} | {_fmt(entry.get("epsilon_pld"))} | '
                    f'{_fmt(entry["epsilon_rdp"])} |')
   return '\n'.join(lines) + '\n'
 
@@ -190,12 +199,11 @@ def plot_epsilon(report: dict, path: str, *, target_epsilon: Optional[float] = N
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  rounds = [e['round'] for e in report['per_round']]
   figure, axes = plt.subplots(figsize=(6, 4))
   for key, label in (('epsilon_pld', 'PLD'), ('epsilon_rdp', 'RDP')):
-    values = [e[key] for e in report['per_round']]
-    if any(v is not None for v in values):
-      axes.plot(rounds, [math.nan if v is None else v for v in values], marker='.', label=label)
+    points = [(e['round'], e[key]) for e in report['per_round'] if e.get(key) is not None]
+    if points:
+      axes.plot(*zip(*points), marker='.', label=label)
   if target_epsilon is not None:
     axes.axhline(target_epsilon, color='red', linestyle='--', label='target')
   axes.set_xlabel('round')

@@ -20,8 +20,8 @@ from tff_stroke import dp_events
 from tff_stroke import ledger as ledger_lib
 
 METRICS_FIELDS = ('round', 'loss', 'train_pooled_dice', 'clients_sampled',
-                  'clients_left_out', 'num_examples', 'clip_norm', 'next_clip_norm', 'zeroed_count',
-                  'epsilon_rdp', 'holdout_dice', 'holdout_lesion_f1', 'seconds')
+                  'clients_left_out', 'num_examples', 'clip_norm', 'next_clip_norm',
+                  'zeroed_count', 'epsilon_rdp', 'holdout_dice', 'holdout_lesion_f1', 'seconds')
 
 
 def round_metrics(metrics: Any) -> dict:
