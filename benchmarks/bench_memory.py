@@ -8,7 +8,8 @@ adaptive clipping for ROUNDS rounds (default 200) on a tiny synthetic tree
 on TFF's local executor, and on one remote worker started as
 `experiments.start_worker` would (loopback). It prints the RSS of the
 coordinator and of the worker process at round 20 and at the last round,
-and the growth between them (goal: under 10%).
+the growth between them (goal: under 10%), and the worker's RSS every 20
+rounds.
 """
 
 import os
@@ -22,6 +23,7 @@ import monitor
 from tff_stroke import worker_service
 
 FIRST_SAMPLE = 20
+SAMPLE_EVERY = 20
 
 
 def _prepare(root: str) -> str:
@@ -51,6 +53,8 @@ def _print_row(label, samples, rounds, seconds):
   print(f'{label:<28} {c_first:9.0f} {c_last:9.0f} {100 * (c_last / c_first - 1):+7.1f}% '
         f'{w_first:9.0f} {w_last:9.0f} {100 * (w_last / w_first - 1):+7.1f}% '
         f'{seconds:8.2f}', flush=True)
+  print('  worker MB by round: ' + ' '.join(
+      f'{r}:{samples[r][1]:.0f}' for r in sorted(samples)), flush=True)
 
 
 def main():
@@ -62,7 +66,7 @@ def main():
     print(f'{rounds} rounds; RSS in MB at round {FIRST_SAMPLE} and {rounds}')
     print(f'{"execution":<28} {"coord@20":>9} {"coord@end":>9} {"growth":>8} '
           f'{"work@20":>9} {"work@end":>9} {"growth":>8} {"median s":>8}')
-    sampled = {FIRST_SAMPLE, rounds}
+    sampled = {*range(FIRST_SAMPLE, rounds, SAMPLE_EVERY), rounds}
     samples, lines = monitor.run_sampling_rss(
         _command(prepared, root, 'local', rounds), sampled)
     _print_row('local executor', samples, rounds,

@@ -1,5 +1,7 @@
 """Settings that cannot run are refused before any TFF work, with the fix named."""
 
+import os
+
 import dp_accounting
 import pytest
 
@@ -82,3 +84,27 @@ def test_report_warns_when_delta_is_not_below_one_over_n():
   assert any('1/num_clients' in w for w in report['warnings'])
   assert report['rounds_completed'] == 1
   assert report['unit_of_privacy_meaning'] == 'adding or removing all data of one site (hospital)'
+
+
+def test_a_long_report_gives_pld_every_few_rounds_and_rdp_every_round(tmp_path):
+  events = [dp_accounting.PoissonSampledDpEvent(0.05, dp_accounting.GaussianDpEvent(1.5))] * 150
+  report = privacy_report.build_report(
+      events, delta=1e-5, num_clients=40, clients_per_round=2.0, sampling='poisson',
+      sampling_probability=0.05, noise_multiplier=1.5, value_noise_multiplier=1.6,
+      clipped_count_stddev=2.0,
+      mechanism=aggregation.Aggregation('dp_adaptive', 1.5, 2.0).report_record(),
+      unit_of_privacy='site', ledger_sha256=None, clients_left_out=3)
+  assert report['per_round_pld_every'] == 2
+  assert len(report['per_round']) == 150
+  assert all(p['epsilon_rdp'] is not None for p in report['per_round'])
+  with_pld = [p['round'] for p in report['per_round'] if 'epsilon_pld' in p]
+  assert with_pld == list(range(2, 151, 2))
+  assert report['per_round'][-1]['epsilon_pld'] == report['epsilon_pld']
+  assert report['clients_left_out'] == 3
+  markdown = privacy_report.render_markdown(report)
+  table = [line for line in markdown.splitlines() if line.startswith('| ') and
+           line[2].isdigit()]
+  assert [int(line.split(' | ')[0][2:]) for line in table] == list(range(14, 151, 14)) + [150]
+  assert 'Clients left out at round time: 3.' in markdown
+  privacy_report.write_report(report, str(tmp_path))
+  assert os.path.getsize(tmp_path / 'epsilon.png') > 0

@@ -57,10 +57,14 @@ def local_cpp_context(max_concurrent_computation_calls: Optional[int] = None):
   `max_concurrent_computation_calls` bounds the client computations run at
   once: by default the number of CPU cores (each client step already uses
   TensorFlow's threads; benchmarks/bench_round.py measured rounds about 30%
-  faster on 2 cores than without a bound); -1: no bound.
+  faster on 2 cores than without a bound); -1: no bound. The worker gets
+  `worker_service.WORKER_ENVIRONMENT` (flat memory over long runs).
   """
   if max_concurrent_computation_calls is None:
     max_concurrent_computation_calls = os.cpu_count() or -1
+  # TFF starts its worker with this process's environment.
+  for name, value in worker_service.WORKER_ENVIRONMENT.items():
+    os.environ.setdefault(name, value)
   tff.backends.native.set_sync_local_cpp_execution_context(
       max_concurrent_computation_calls=max_concurrent_computation_calls)
   try:

@@ -5,7 +5,9 @@ consecutive chunks, one per worker, which suits workers that all see every
 shard. When each worker holds only some sites' shards, `RoutedMergeableContext`
 instead sends each client to the worker `worker_of(client value)` names;
 workers with no client in a round are left out of it. Merging and the server
-part of the round (noise included, added once) are TFF's own.
+part of the round (noise included, added once) are TFF's own: the subround
+invocation is TFF 0.87's `_invoke_mergeable_comp_form` (the pinned, last
+release), given the routed arguments instead of equal chunks.
 """
 
 from collections.abc import Callable, Mapping, Sequence
