@@ -2,7 +2,7 @@
 
   .venv/bin/python benchmarks/bench_scale.py [ROUNDS]
 
-Synthesizes ATLAS R2.0 trees of 10 sites x 11 and 10 sites x 111 subjects
+Synthesizes ATLAS R2.0 trees of 10 sites x 11 and 10 sites x 101 subjects
 (6 mm), prepares them with --client_unit=subject and one subject per site
 in ten held out (100 and 1,000 clients), then trains ROUNDS (default 20)
 DP-FedAvg rounds with Poisson sampling of 20 clients per round expected, a
@@ -48,7 +48,7 @@ def main():
           'expected; RSS in MB after round 2 and after the last')
     print(f'{"clients":>8} {"median round s":>14} {"clients/round":>13} {"coord@2":>8} '
           f'{"coord@end":>9} {"worker@2":>8} {"worker@end":>10}')
-    for subjects_per_site in (11, 111):
+    for subjects_per_site in (11, 101):
       prepared, num_clients = _prepare(root, subjects_per_site)
       samples, lines = monitor.run_sampling_rss(monitor.python_module(
           'experiments.run_dp_fedavg', f'--data_dir={prepared}', f'--root_output_dir={root}',

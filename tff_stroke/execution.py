@@ -1,13 +1,14 @@
-"""Execution contexts: TFF's local C++ executor service, or remote workers.
+"""Execution contexts: TFF's C++ executor service, local or on remote workers.
 
-Local: TFF starts one `worker_binary` subprocess and stops it on exit.
+Local: one `worker_binary` subprocess (`worker_service`), stopped on exit.
 Remote: one `tff.framework.RemoteExecutor` per worker (`worker_binary` on
-another machine, see `worker_service`), each inside an async context, joined
-by a mergeable execution context that spreads a round's clients over them.
+another machine), each inside an async context, joined by a mergeable
+execution context that spreads a round's clients over them.
 """
 
 import asyncio
 import atexit
+import collections
 import contextlib
 import dataclasses
 import os
@@ -16,12 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import grpc
+import portpicker
 import psutil
 import tensorflow_federated as tff
 from tensorflow_federated.python.core.backends.native import compiler
 from tensorflow_federated.python.core.backends.native import mergeable_comp_compiler
+from tensorflow_federated.python.common_libs import async_utils
 from tensorflow_federated.python.core.environments.tensorflow_frontend import tensorflow_computation
+from tensorflow_federated.python.core.impl.context_stack import context_base
 from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
+from tensorflow_federated.python.core.impl.executors import executor_base
 from tensorflow_federated.python.core.impl.executors import executors_errors
 
 from tff_stroke import routing
@@ -51,26 +56,31 @@ def stop_local_workers() -> None:
 
 
 @contextlib.contextmanager
-def local_cpp_context(max_concurrent_computation_calls: Optional[int] = None):
-  """Runs computations on TFF's local C++ executor, stopped on exit.
+def local_cpp_context(max_concurrent_computation_calls: Optional[int] = None,
+                      retry_seconds: float = 60.0):
+  """Runs computations on TFF's C++ executor service in a local subprocess.
 
+  As TFF's own local context, with two differences: executors are kept for
+  few cardinalities (`BoundedExecutorFactory`), and a worker that stops
+  answering raises WorkerLostError after `retry_seconds`.
   `max_concurrent_computation_calls` bounds the client computations run at
   once: by default the number of CPU cores (each client step already uses
   TensorFlow's threads; benchmarks/bench_round.py measured rounds about 30%
-  faster on 2 cores than without a bound); -1: no bound. The worker gets
-  `worker_service.WORKER_ENVIRONMENT` (flat memory over long runs).
+  faster on 2 cores than without a bound); -1: no bound. The worker runs in
+  the current directory, so relative paths mean the same to it.
   """
-  if max_concurrent_computation_calls is None:
-    max_concurrent_computation_calls = os.cpu_count() or -1
-  # TFF starts its worker with this process's environment.
-  for name, value in worker_service.WORKER_ENVIRONMENT.items():
-    os.environ.setdefault(name, value)
-  tff.backends.native.set_sync_local_cpp_execution_context(
-      max_concurrent_computation_calls=max_concurrent_computation_calls)
+  port = portpicker.pick_unused_port()
+  process = worker_service.start(
+      port, os.getcwd(), max_concurrent_computation_calls=max_concurrent_computation_calls)
+  channel = grpc.insecure_channel(f'localhost:{port}', _GRPC_OPTIONS)
   try:
+    worker_service.wait_until_listening(process, port)
+    context_stack_impl.context_stack.set_default_context(_SyncContext(
+        _WorkerContext(f'localhost:{port}', channel, retry_seconds)))
     yield
   finally:
-    stop_local_workers()
+    channel.close()
+    worker_service.stop(process)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +169,7 @@ class _WorkerContext(tff.framework.AsyncExecutionContext):
       executor.set_cardinalities(cardinalities)
       return executor
 
-    super().__init__(tff.framework.ResourceManagingExecutorFactory(stack_fn),
+    super().__init__(BoundedExecutorFactory(stack_fn),
                      compiler_fn=compiler.desugar_and_transform_to_native,
                      transform_args=tensorflow_computation.transform_args,
                      transform_result=tensorflow_computation.transform_result)
@@ -181,6 +191,56 @@ class _WorkerContext(tff.framework.AsyncExecutionContext):
 
 # AsyncExecutionContext.invoke without TFF's unbounded retry decorator.
 _INVOKE_ONCE = tff.framework.AsyncExecutionContext.invoke.__wrapped__
+
+
+class _SyncContext(context_base.SyncContext):
+  """An async context for synchronous callers, as TFF's sync contexts do."""
+
+  def __init__(self, context: context_base.AsyncContext):
+    self._context = context
+    self._runner = async_utils.AsyncThreadRunner()
+
+  def invoke(self, comp, arg):
+    return self._runner.run_coro_and_return_result(self._context.invoke(comp, arg))
+
+
+class BoundedExecutorFactory(tff.framework.ExecutorFactory):
+  """One executor per cardinality, as TFF's factory, but only the newest few.
+
+  The worker keeps a whole executor stack (with its compiled functions) per
+  cardinality. With Poisson sampling the number of clients changes from
+  round to round, and TFF's factory keeps 10 executors and drops older ones
+  without disposing of them on the worker: benchmarks/bench_memory.py saw
+  the worker grow from 150 MB to 1 GB in 50 rounds of about 20 clients.
+  Executors evicted here are closed, which frees them on the worker.
+  """
+
+  def __init__(self, executor_stack_fn: Callable[[dict], executor_base.Executor],
+               max_executors: int = 2):
+    self._executor_stack_fn = executor_stack_fn
+    self._max_executors = max_executors
+    self._executors = collections.OrderedDict()
+
+  def create_executor(self, cardinalities) -> executor_base.Executor:
+    key = _cardinalities_key(cardinalities)
+    if key in self._executors:
+      self._executors.move_to_end(key)
+      return self._executors[key]
+    executor = self._executor_stack_fn(cardinalities)
+    self._executors[key] = executor
+    while len(self._executors) > self._max_executors:
+      _, evicted = self._executors.popitem(last=False)
+      evicted.close()
+    return executor
+
+  def clean_up_executor(self, cardinalities) -> None:
+    executor = self._executors.pop(_cardinalities_key(cardinalities), None)
+    if executor is not None:
+      executor.close()
+
+
+def _cardinalities_key(cardinalities) -> tuple:
+  return tuple(sorted((str(k), v) for k, v in cardinalities.items()))
 
 
 @contextlib.contextmanager
