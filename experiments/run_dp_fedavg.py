@@ -2,7 +2,11 @@
 
   python -m experiments.run_dp_fedavg --data_dir=OUT --root_output_dir=runs \
       --experiment_name=NAME --total_rounds=20 --clients_per_round=3 \
-      --noise_multiplier=0.5 --delta=1e-5 [--aggregator=dp_adaptive]
+      --noise_multiplier=0.5 --delta=1e-5 [--aggregator=dp_adaptive] \
+      [--workers=R001+R002@HOST:PORT,R003@HOST:PORT]
+
+Without --workers the rounds run on TFF's executor in a local subprocess; with
+it, on remote workers (experiments.start_worker) that hold the client shards.
 """
 
 import os

@@ -20,9 +20,9 @@ import grpc
 import portpicker
 import psutil
 import tensorflow_federated as tff
+from tensorflow_federated.python.common_libs import async_utils
 from tensorflow_federated.python.core.backends.native import compiler
 from tensorflow_federated.python.core.backends.native import mergeable_comp_compiler
-from tensorflow_federated.python.common_libs import async_utils
 from tensorflow_federated.python.core.environments.tensorflow_frontend import tensorflow_computation
 from tensorflow_federated.python.core.impl.context_stack import context_base
 from tensorflow_federated.python.core.impl.context_stack import context_stack_impl
@@ -41,10 +41,11 @@ _GRPC_OPTIONS = [
 
 
 def stop_local_workers() -> None:
-  """Stops `worker_binary` processes this process started.
+  """Stops `worker_binary` processes this process started (at exit).
 
-  TFF stops its local worker only from a finalizer, which does not always
-  run at interpreter exit; a left-over worker holds its parent's stdout open.
+  Computations run outside `local_cpp_context` start TFF's default local
+  worker, which TFF stops only from a finalizer that does not always run at
+  interpreter exit; a left-over worker holds its parent's stdout open.
   """
   for child in psutil.Process().children(recursive=True):
     try:
@@ -210,8 +211,8 @@ class BoundedExecutorFactory(tff.framework.ExecutorFactory):
   The worker keeps a whole executor stack (with its compiled functions) per
   cardinality. With Poisson sampling the number of clients changes from
   round to round, and TFF's factory keeps 10 executors and drops older ones
-  without disposing of them on the worker: benchmarks/bench_memory.py saw
-  the worker grow from 150 MB to 1 GB in 50 rounds of about 20 clients.
+  without disposing of them on the worker, which grew from 150 MB to 1 GB in
+  50 rounds of about 20 clients.
   Executors evicted here are closed, which frees them on the worker.
   """
 
