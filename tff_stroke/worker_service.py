@@ -19,10 +19,10 @@ BINARY_PATH = os.path.join(
     'data', 'worker_binary')
 # Large enough for the model and its updates; TFF's own default is 10000.
 MAX_MESSAGE_MEGABYTES = 2000
-# glibc gives each of the worker's many threads a malloc arena of its own,
-# and its memory then creeps up round after round (benchmarks/bench_memory.py
-# measured +18% over 180 rounds); two arenas keep it flat. Set unless the
-# environment already sets it.
+# glibc gives the worker's many threads malloc arenas of their own (up to
+# eight per core), and its memory then creeps up round after round
+# (benchmarks/bench_memory.py measured +18% over 180 rounds); two arenas keep
+# it flat. Set unless the environment already sets it.
 WORKER_ENVIRONMENT = {'MALLOC_ARENA_MAX': '2'}
 
 
